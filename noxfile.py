@@ -1,0 +1,110 @@
+"""Every check a contributor or CI runs.
+
+A bare `nox` runs what CI runs: `lint`, one `tests` session per package (each in a fresh
+environment holding only that package, its lorl dependencies and its test extra -- this
+proves the package installs and works alone), and `docs`. Slow studies live behind the
+`slow` marker (`nox -s slow`).
+"""
+
+import tomllib
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = False
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+PYTHON = "3.11"
+
+
+def _packages() -> dict[str, Path]:
+    """Distribution name -> package folder, for every package in the monorepo."""
+    found = {}
+    for pyproject in sorted(PACKAGES_DIR.glob("*/pyproject.toml")):
+        meta = tomllib.loads(pyproject.read_text())["project"]
+        found[meta["name"]] = pyproject.parent
+    return found
+
+
+def _local_closure(name: str, packages: dict[str, Path]) -> list[str]:
+    """`name` and every monorepo package it depends on, dependencies first."""
+    order: list[str] = []
+
+    def visit(dist: str) -> None:
+        if dist in order:
+            return
+        meta = tomllib.loads((packages[dist] / "pyproject.toml").read_text())["project"]
+        for req in meta.get("dependencies", []):
+            req_name = req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].strip()
+            if req_name in packages:
+                visit(req_name)
+        order.append(dist)
+
+    visit(name)
+    return order
+
+
+def _module(dist: str) -> str:
+    return dist.replace("-", "_")
+
+
+PACKAGES = _packages()
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check) and basedpyright over every package."""
+    session.install("ruff>=0.8", "basedpyright>=1.20")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    for dist in PACKAGES:
+        session.install("-e", str(PACKAGES[dist]))
+    session.run("basedpyright")
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """The package's tests, in a fresh environment holding only that package."""
+    closure = _local_closure(package, PACKAGES)
+    for dist in closure[:-1]:
+        session.install(str(PACKAGES[dist]))
+    session.install(f"{PACKAGES[package]}[test]")
+    module = _module(package)
+    session.run(
+        "pytest",
+        f"tests/{module}",
+        f"--jaxtyping-packages={module},beartype.beartype",
+        "-m",
+        "not slow",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation; warnings are errors."""
+    session.install("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27")
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session(python=PYTHON, default=False)
+@nox.parametrize("package", list(PACKAGES))
+def slow(session: nox.Session, package: str) -> None:
+    """The slow studies of one package (not part of CI)."""
+    closure = _local_closure(package, PACKAGES)
+    for dist in closure[:-1]:
+        session.install(str(PACKAGES[dist]))
+    session.install(f"{PACKAGES[package]}[test]")
+    module = _module(package)
+    session.run(
+        "pytest",
+        f"tests/{module}",
+        f"--jaxtyping-packages={module},beartype.beartype",
+        "-m",
+        "slow",
+        *session.posargs,
+    )
