@@ -6,6 +6,7 @@ proves the package installs and works alone), and `docs`. Slow studies live behi
 `slow` marker (`nox -s slow`).
 """
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -29,21 +30,31 @@ def _packages() -> dict[str, Path]:
     return found
 
 
+def _req_name(req: str) -> str:
+    return re.split(r"[\s;\[<>=!~]", req.strip(), maxsplit=1)[0]
+
+
 def _local_closure(name: str, packages: dict[str, Path]) -> list[str]:
-    """`name` and every monorepo package it depends on, dependencies first."""
+    """Monorepo packages that `name` (with its `test` extra) needs, dependencies first.
+
+    pip cannot find unpublished lorl packages on an index, so the sessions install them
+    from their folders, in dependency order, before the package under test.
+    """
     order: list[str] = []
 
-    def visit(dist: str) -> None:
+    def visit(dist: str, with_test_extra: bool) -> None:
         if dist in order:
             return
         meta = tomllib.loads((packages[dist] / "pyproject.toml").read_text())["project"]
-        for req in meta.get("dependencies", []):
-            req_name = req.split(";")[0].split("[")[0].split(">")[0].split("=")[0].strip()
-            if req_name in packages:
-                visit(req_name)
+        reqs = list(meta.get("dependencies", []))
+        if with_test_extra:
+            reqs += meta.get("optional-dependencies", {}).get("test", [])
+        for req in reqs:
+            if _req_name(req) in packages:
+                visit(_req_name(req), False)
         order.append(dist)
 
-    visit(name)
+    visit(name, True)
     return order
 
 
