@@ -1,0 +1,382 @@
+"""A2C as in the Optim4RL paper (Lan et al. 2024, Appendix C), fully jitted, with the
+update step exposed as a pure, differentiable function."""
+
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
+
+from ._common import (
+    EpisodeStats,
+    TrainResult,
+    as_optimizer,
+    check_finite,
+    episode_metrics,
+    first_nonfinite,
+    init_optimizer,
+    is_traced,
+    optimizer_step,
+)
+from ._config import A2CConfig
+from ._distributions import categorical_entropy, categorical_log_prob, categorical_sample
+from ._dormancy import dormant_fraction
+from ._envs import VecEnv, VecEnvState, action_spec, observation_shape
+from ._networks import A2CNetwork
+from ._returns import lambda_returns
+
+
+class Trajectory(eqx.Module):
+    """A rollout: `n_steps` transitions of every environment, time axis first."""
+
+    obs: Float[Array, "time n_envs ..."]
+    actions: Int[Array, "time n_envs"]
+    rewards: Float[Array, "time n_envs"]
+    dones: Bool[Array, "time n_envs"]
+    last_obs: Float[Array, "n_envs ..."]
+
+
+class A2CState(eqx.Module):
+    """Everything an A2C run carries from one update to the next."""
+
+    network: A2CNetwork
+    opt_state: PyTree
+    env_state: VecEnvState
+    obs: Float[Array, "n_envs ..."]
+    episodes: EpisodeStats
+    update: Int[Array, ""]
+    key: PRNGKeyArray
+
+
+class A2C(eqx.Module):
+    """Advantage actor-critic (Mnih et al. 2016) as trained in the Optim4RL paper.
+
+    Each update: a rollout of `n_steps` in `n_envs` environments, lambda-returns from the
+    network's own (stop-gradient) values, one gradient of
+
+    `vf_coef * mean(delta^2) + mean(-log pi(a) * sg(delta)) - ent_coef * mean(H(pi))`,
+    `delta = G_lambda - V`,
+
+    element-wise gradient clipping, and one optimizer step. [`lorl_agents.A2C.update`][]
+    is a pure function of the network, optimizer state, trajectory and optimizer, so
+    meta-gradients flow through it (into an `eqx.Module` optimizer's fields).
+    """
+
+    config: A2CConfig = eqx.field(static=True)
+
+    def _venv(self, env: Any) -> VecEnv:
+        return VecEnv(env, self.config.n_envs, gamma=self.config.gamma)
+
+    def make_network(self, env: Any, env_params: Any, *, key: PRNGKeyArray) -> A2CNetwork:
+        """A freshly initialised shared-torso network for `env` (discrete actions only).
+
+        **Arguments:**
+
+        - `env`, `env_params`: the environment.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        An [`lorl_agents.A2CNetwork`][].
+        """
+        spec = action_spec(env, env_params)
+        if spec.continuous:
+            raise ValueError("A2C here supports discrete action spaces only (gridworlds)")
+        return A2CNetwork(
+            observation_shape(env, env_params),
+            spec.n_outputs,
+            torso=self.config.torso,
+            hidden=self.config.hidden,
+            conv_features=self.config.conv_features,
+            key=key,
+        )
+
+    def check(self, env: Any, env_params: Any, network: A2CNetwork) -> None:
+        """Raise `ValueError` if `network` does not fit `env`'s observations or actions."""
+        obs_shape = observation_shape(env, env_params)
+        spec = action_spec(env, env_params)
+        if network.obs_shape != obs_shape:
+            raise ValueError(
+                f"observation mismatch: the network expects observations of shape "
+                f"{network.obs_shape}, the environment gives {obs_shape}"
+            )
+        if spec.continuous or network.policy_head.out_features != spec.n_outputs:
+            raise ValueError(
+                f"action mismatch: the network has {network.policy_head.out_features} "
+                f"discrete actions, the environment's action space is "
+                f"{'continuous' if spec.continuous else 'discrete'} with {spec.n_outputs}"
+            )
+
+    def init(
+        self,
+        env: Any,
+        env_params: Any,
+        optimizer: Any,
+        network: A2CNetwork | None = None,
+        *,
+        key: PRNGKeyArray,
+    ) -> A2CState:
+        """Initial training state.
+
+        **Arguments:**
+
+        - `env`, `env_params`: a gymnax-interface environment and its parameters.
+        - `optimizer`: optax transformation or learned optimizer.
+        - `network`: start from this network instead of a fresh one.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        An [`lorl_agents.A2CState`][].
+        """
+        optimizer = as_optimizer(optimizer)
+        net_key, env_key, run_key = jax.random.split(key, 3)
+        if network is None:
+            network = self.make_network(env, env_params, key=net_key)
+        obs, env_state = self._venv(env).reset(env_params, key=env_key)
+        opt_state = init_optimizer(optimizer, network)
+        return A2CState(
+            network,
+            opt_state,
+            env_state,
+            obs,
+            EpisodeStats.create(self.config.n_envs),
+            jnp.asarray(0, jnp.int32),
+            run_key,
+        )
+
+    def rollout(
+        self, state: A2CState, env: Any, env_params: Any
+    ) -> tuple[A2CState, Trajectory, dict[str, Array]]:
+        """Collect `n_steps` transitions in every environment with the current policy.
+
+        **Arguments:**
+
+        - `state`: the training state (its key is advanced).
+        - `env`, `env_params`: the environment.
+
+        **Returns:**
+
+        `(state, trajectory, episode_metrics)`.
+        """
+        venv = self._venv(env)
+        network = state.network
+
+        def one_step(carry, _):
+            env_state, obs, episodes, key = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            logits, _, _ = jax.vmap(network)(obs)
+            action = categorical_sample(logits, key=act_key)
+            next_obs, env_state, reward, term, trunc, raw = venv.step(
+                env_state, action, env_params, key=env_key
+            )
+            done = jnp.logical_or(term, trunc)
+            episodes, f_ret, f_len, f_n = episodes.record(raw, done)
+            return (env_state, next_obs, episodes, key), (
+                (obs, action, reward, done),
+                (f_ret, f_len, f_n),
+            )
+
+        key, rollout_key = jax.random.split(state.key)
+        (env_state, obs, episodes, _), (traj, finished) = jax.lax.scan(
+            one_step,
+            (state.env_state, state.obs, state.episodes, rollout_key),
+            None,
+            length=self.config.n_steps,
+        )
+        t_obs, t_action, t_reward, t_done = traj
+        trajectory = Trajectory(t_obs, t_action, t_reward, t_done, obs)
+        new_state = A2CState(network, state.opt_state, env_state, obs, episodes, state.update, key)
+        return new_state, trajectory, episode_metrics(*finished, episodes)
+
+    def loss(
+        self,
+        network: A2CNetwork,
+        trajectory: Trajectory,
+        part: Literal["full", "actor"] = "full",
+    ) -> tuple[Float[Array, ""], dict[str, Any]]:
+        """The A2C loss of the Optim4RL paper on a trajectory.
+
+        **Arguments:**
+
+        - `network`: the actor-critic.
+        - `trajectory`: a rollout.
+        - `part`: `"full"` (the inner loss) or `"actor"`: the policy-gradient term minus
+            the entropy bonus, without the critic term (the Optim4RL paper's outer loss for
+            meta-learning, Appendix C).
+
+        **Returns:**
+
+        `(loss, aux)`; `aux` holds the loss terms and the per-layer `activations` of the
+        forward pass.
+        """
+        cfg = self.config
+        time, n_envs = trajectory.rewards.shape
+        obs = trajectory.obs.reshape((time * n_envs, *trajectory.obs.shape[2:]))
+        logits, values, activations = jax.vmap(network)(obs)
+        _, last_values, _ = jax.vmap(network)(trajectory.last_obs)
+        values = values.reshape(time, n_envs)
+        targets = lambda_returns(
+            trajectory.rewards,
+            jax.lax.stop_gradient(values),
+            trajectory.dones,
+            jax.lax.stop_gradient(last_values),
+            cfg.gamma,
+            cfg.lam,
+        )
+        delta = targets - values
+        log_probs = categorical_log_prob(logits, trajectory.actions.reshape(-1))
+        actor_loss = jnp.mean(-log_probs * jax.lax.stop_gradient(delta.reshape(-1)))
+        critic_loss = jnp.mean(delta**2)
+        entropy = jnp.mean(categorical_entropy(logits))
+        actor_part = actor_loss - cfg.ent_coef * entropy
+        total = actor_part + cfg.vf_coef * critic_loss if part == "full" else actor_part
+        aux = {
+            "actor_loss": actor_loss,
+            "value_loss": critic_loss,
+            "entropy": entropy,
+            "total_loss": actor_part + cfg.vf_coef * critic_loss,
+            "activations": activations,
+        }
+        return total, aux
+
+    def update(
+        self,
+        network: A2CNetwork,
+        opt_state: PyTree,
+        trajectory: Trajectory,
+        optimizer: Any,
+        update_index: Int[Array, ""],
+        *,
+        key: PRNGKeyArray,
+    ) -> tuple[A2CNetwork, PyTree, dict[str, Array]]:
+        """One A2C update: gradient of the full loss, element-wise clipping, one optimizer
+        step with the learned-optimizer context. Pure and differentiable (w.r.t. the
+        optimizer's array fields, the network, ...).
+
+        **Arguments:**
+
+        - `network`: the actor-critic.
+        - `opt_state`: the optimizer state.
+        - `trajectory`: a rollout from `network`.
+        - `optimizer`: optax transformation or learned optimizer.
+        - `update_index`: index of this update (for the training proportion
+            `update_index / (n_updates - 1)`; batch proportion is 0 since A2C makes one
+            pass over each batch).
+        - `key`: PRNG key, passed to the optimizer.
+
+        **Returns:**
+
+        `(network, opt_state, metrics)`.
+        """
+        cfg = self.config
+        optimizer = as_optimizer(optimizer)
+        (_, aux), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(network, trajectory)
+        if cfg.max_grad_value is not None:
+            c = cfg.max_grad_value
+            grads = jax.tree.map(lambda g: jnp.clip(g, -c, c), grads)
+        activations = aux.pop("activations")
+        train_prop = update_index.astype(jnp.float32) / max(cfg.n_updates - 1, 1)
+        network, opt_state, finite = optimizer_step(
+            optimizer,
+            network,
+            opt_state,
+            grads,
+            activations,
+            eqx.filter(network.layer_proportions(), eqx.is_array),
+            eqx.filter(network.actor_mask(), eqx.is_array),
+            train_prop,
+            jnp.asarray(0.0, jnp.float32),
+            key=key,
+        )
+        aux["nonfinite"] = jnp.logical_not(finite)
+        aux["dormancy"] = jnp.stack([dormant_fraction(a, cfg.dormancy_tau) for a in activations])
+        return network, opt_state, aux
+
+    def step(
+        self, state: A2CState, env: Any, env_params: Any, optimizer: Any
+    ) -> tuple[A2CState, dict[str, Array]]:
+        """Rollout then update. Pure.
+
+        **Arguments:**
+
+        - `state`: the training state.
+        - `env`, `env_params`: the environment.
+        - `optimizer`: the optimizer (the same one as at `init`).
+
+        **Returns:**
+
+        `(state, metrics)`.
+        """
+        state, trajectory, ep_metrics = self.rollout(state, env, env_params)
+        key, opt_key = jax.random.split(state.key)
+        network, opt_state, metrics = self.update(
+            state.network, state.opt_state, trajectory, optimizer, state.update, key=opt_key
+        )
+        metrics.update(ep_metrics)
+        new_state = A2CState(
+            network, opt_state, state.env_state, state.obs, state.episodes, state.update + 1, key
+        )
+        return new_state, metrics
+
+    def train(
+        self,
+        env: Any,
+        env_params: Any,
+        optimizer: Any,
+        network: A2CNetwork | None = None,
+        *,
+        key: PRNGKeyArray,
+    ) -> TrainResult:
+        """A whole training run, one jitted function of `key` (vmappable).
+
+        **Arguments:**
+
+        - `env`, `env_params`: a gymnax-interface environment with discrete actions
+            (e.g. from `lorl_gridworlds.make`).
+        - `optimizer`: optax transformation or learned optimizer.
+        - `network`: start from this network instead of a fresh one.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        A [`lorl_agents.TrainResult`][] whose `final_return` is the Optim4RL definition:
+        the mean of the per-update average episode return over the last
+        `final_return_window` updates (updates without a finished episode are skipped).
+        Raises [`lorl_agents.NonFiniteUpdateError`][] outside `jit`/`vmap` as
+        [`lorl_agents.PPO.train`][] does.
+        """
+        as_optimizer(optimizer)
+        if network is not None:
+            self.check(env, env_params, network)
+        else:
+            spec = action_spec(env, env_params)
+            if spec.continuous:
+                raise ValueError("A2C here supports discrete action spaces only (gridworlds)")
+            observation_shape(env, env_params)
+        result = _train_a2c(self, env, env_params, optimizer, network, key)
+        if not is_traced(result.first_nonfinite_update):
+            check_finite(result)
+        return result
+
+
+@eqx.filter_jit
+def _train_a2c(
+    agent: A2C, env: Any, env_params: Any, optimizer: Any, network: Any, key: PRNGKeyArray
+) -> TrainResult:
+    state = agent.init(env, env_params, optimizer, network, key=key)
+
+    def body(state, _):
+        return agent.step(state, env, env_params, optimizer)
+
+    state, metrics = jax.lax.scan(body, state, None, length=agent.config.n_updates)
+    window = min(agent.config.final_return_window, agent.config.n_updates)
+    final = jnp.nanmean(metrics["episode_return"][-window:])
+    return TrainResult(
+        network=state.network,
+        metrics=metrics,
+        final_return=final,
+        first_nonfinite_update=first_nonfinite(metrics["nonfinite"]),
+        layer_names=state.network.layer_names(),
+    )

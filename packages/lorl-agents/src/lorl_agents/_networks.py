@@ -1,0 +1,384 @@
+"""Actor-critic networks: A2C shared-torso nets (Optim4RL) and PPO actor + critic (OPEN)."""
+
+import abc
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+
+from ._dormancy import DORMANCY_EPS, neuron_scores
+
+_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {"relu": jax.nn.relu, "tanh": jnp.tanh}
+
+
+def _activation(name: str) -> Callable[[Array], Array]:
+    if name not in _ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; allowed: {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+def _orthonormal_columns(a: Float[Array, "rows cols"]) -> Float[Array, "rows cols"]:
+    """Gram-Schmidt with one re-orthogonalisation pass (CGS2), column by column.
+
+    Written with matrix products only: batched LAPACK QR (what `jax.nn.initializers.
+    orthogonal` uses) deadlocked under `vmap` over seeds on this project's CPU machine, while
+    this vmaps freely. Equals the Q of a QR decomposition whose R has a positive diagonal.
+    """
+    n = a.shape[1]
+    index = jnp.arange(n)
+
+    def body(j, q):
+        earlier = (index < j).astype(q.dtype)
+        v = q[:, j]
+        for _ in range(2):
+            v = v - q @ ((q.T @ v) * earlier)
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, n, body, a)
+
+
+def orthogonal_init(
+    shape: tuple[int, int], gain: float, *, key: PRNGKeyArray
+) -> Float[Array, "out in"]:
+    """Orthogonal initialisation (Saxe et al. 2014) of an `(out, in)` weight matrix.
+
+    **Arguments:**
+
+    - `shape`: `(out_features, in_features)`.
+    - `gain`: scale of the orthogonal matrix.
+    - `key`: PRNG key.
+
+    **Returns:**
+
+    `gain` times a matrix with orthonormal rows or columns (whichever are fewer), drawn
+    uniformly (Haar measure). Safe to `vmap` over keys.
+    """
+    out_features, in_features = shape
+    rows, cols = max(shape), min(shape)
+    q = _orthonormal_columns(jax.random.normal(key, (rows, cols), dtype=jnp.float32))
+    w = q if out_features >= in_features else q.T
+    return gain * w
+
+
+def _orthogonal_linear(
+    in_features: int, out_features: int, gain: float, *, key: PRNGKeyArray
+) -> eqx.nn.Linear:
+    layer = eqx.nn.Linear(in_features, out_features, key=key)
+    weight = orthogonal_init((out_features, in_features), gain, key=key)
+    return eqx.tree_at(
+        lambda lin: (lin.weight, lin.bias),
+        layer,
+        (weight, jnp.zeros((out_features,), jnp.float32)),
+    )
+
+
+def _fill(module: eqx.Module, fn: Callable[[Array], Array]) -> eqx.Module:
+    """Replace every array leaf `x` of `module` with `fn(x)`."""
+    return jax.tree.map(lambda x: fn(x) if eqx.is_array(x) else x, module)
+
+
+def _fill_scores(layer: eqx.Module, scores: Float[Array, " out"]) -> eqx.Module:
+    """Give every parameter of a layer the score of its output neuron (axis 0)."""
+
+    def broadcast(x: Array) -> Array:
+        return jnp.broadcast_to(scores.reshape((-1,) + (1,) * (x.ndim - 1)), x.shape)
+
+    return _fill(layer, broadcast)
+
+
+def _constant(value: float | bool) -> Callable[[Array], Array]:
+    dtype = jnp.bool_ if isinstance(value, bool) else jnp.float32
+    return lambda x: jnp.asarray(value, dtype=dtype)
+
+
+class AbstractActorCritic(eqx.Module):
+    """An actor-critic network that also reports its per-layer activations.
+
+    Every network is called on one (unbatched) observation and returns
+    `(policy_output, value, activations)`: the logits (discrete) or the Gaussian mean
+    (continuous), the scalar value, and one array per layer (neurons on the last axis) for
+    dormancy. It also builds the per-parameter context trees learned optimizers receive;
+    each has the structure of the network itself, so `eqx.filter(tree, eqx.is_array)`
+    matches `eqx.filter(network, eqx.is_inexact_array)`.
+    """
+
+    @abc.abstractmethod
+    def __call__(
+        self, obs: Float[Array, "..."]
+    ) -> tuple[Float[Array, " n_out"], Float[Array, ""], tuple[Float[Array, "..."], ...]]:
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def layer_names(self) -> tuple[str, ...]:
+        """Names of the layers, in the order of the returned activations."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def dormancy(self, activations: tuple[Float[Array, "..."], ...]) -> PyTree[Array]:
+        """Per-parameter dormancy: each parameter gets the score of its output neuron."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def layer_proportions(self) -> PyTree[Float[Array, ""]]:
+        """One scalar per parameter leaf: `i / (n_layers - 1)` for its layer `i`."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def actor_mask(self) -> PyTree[Bool[Array, ""]]:
+        """One boolean per parameter leaf: does it belong to the actor."""
+        raise NotImplementedError
+
+
+def _proportion(i: int, n: int) -> float:
+    return i / (n - 1) if n > 1 else 0.0
+
+
+class PPONetwork(AbstractActorCritic):
+    """Separate actor and critic MLPs as in the OPEN paper (Appendix C.1, Table 3).
+
+    Each is `Linear -> act -> ... -> Linear` with `n_hidden` hidden layers of `width`;
+    orthogonal weights (gain `sqrt(2)` hidden, `0.01` actor head, `1.0` critic head) and zero
+    biases (PureJaxRL's PPO, which the OPEN paper follows). A continuous actor outputs the
+    Gaussian mean and owns a state-independent `log_std`, initialised to zero. Observations
+    are flattened.
+    """
+
+    actor: tuple[eqx.nn.Linear, ...]
+    critic: tuple[eqx.nn.Linear, ...]
+    log_std: Float[Array, " action_dim"] | None
+    obs_shape: tuple[int, ...] = eqx.field(static=True)
+    activation: str = eqx.field(static=True)
+    continuous: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        n_outputs: int,
+        *,
+        continuous: bool,
+        width: int = 64,
+        n_hidden: int = 2,
+        activation: Literal["relu", "tanh"] = "relu",
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `obs_shape`: shape of one observation (flattened by the network).
+        - `n_outputs`: number of actions (discrete) or action dimensions (continuous).
+        - `continuous`: Gaussian policy if true, categorical otherwise.
+        - `width`, `n_hidden`: hidden layer size and count (OPEN: 64 x 2 for MinAtar and
+            Ant, 16 x 2 for gridworlds; Table 3).
+        - `activation`: `"relu"` or `"tanh"`.
+        - `key`: PRNG key.
+        """
+        _activation(activation)
+        if width < 1 or n_hidden < 0 or n_outputs < 1:
+            raise ValueError(
+                f"need width >= 1, n_hidden >= 0, n_outputs >= 1; got {width}, {n_hidden}, "
+                f"{n_outputs}"
+            )
+        obs_dim = math.prod(obs_shape)
+        sizes = [obs_dim] + [width] * n_hidden
+        actor_key, critic_key = jax.random.split(key)
+
+        def mlp(k, out, head_gain):
+            keys = jax.random.split(k, n_hidden + 1)
+            hidden = [
+                _orthogonal_linear(sizes[i], sizes[i + 1], math.sqrt(2.0), key=keys[i])
+                for i in range(n_hidden)
+            ]
+            head = _orthogonal_linear(sizes[-1], out, head_gain, key=keys[-1])
+            return (*hidden, head)
+
+        self.actor = mlp(actor_key, n_outputs, 0.01)
+        self.critic = mlp(critic_key, 1, 1.0)
+        self.log_std = jnp.zeros((n_outputs,), jnp.float32) if continuous else None
+        self.obs_shape = tuple(obs_shape)
+        self.activation = activation
+        self.continuous = continuous
+
+    def __call__(
+        self, obs: Float[Array, "..."]
+    ) -> tuple[Float[Array, " n_out"], Float[Array, ""], tuple[Float[Array, "..."], ...]]:
+        act = _activation(self.activation)
+        x = obs.reshape(-1)
+        activations = []
+        h = x
+        for layer in self.actor[:-1]:
+            h = act(layer(h))
+            activations.append(h)
+        policy = self.actor[-1](h)
+        activations.append(policy)
+        h = x
+        for layer in self.critic[:-1]:
+            h = act(layer(h))
+            activations.append(h)
+        value = self.critic[-1](h)
+        activations.append(value)
+        return policy, value[0], tuple(activations)
+
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(f"actor/{i}" for i in range(len(self.actor))) + tuple(
+            f"critic/{i}" for i in range(len(self.critic))
+        )
+
+    def dormancy(self, activations: tuple[Float[Array, "..."], ...]) -> PyTree[Array]:
+        n = len(self.actor)
+        scores = [neuron_scores(a, DORMANCY_EPS) for a in activations]
+        actor = tuple(
+            _fill_scores(layer, s) for layer, s in zip(self.actor, scores[:n], strict=True)
+        )
+        critic = tuple(
+            _fill_scores(layer, s) for layer, s in zip(self.critic, scores[n:], strict=True)
+        )
+        out = eqx.tree_at(lambda net: (net.actor, net.critic), self, (actor, critic))
+        if self.log_std is not None:
+            # log_std[j] shapes the distribution of action dim j: its downstream neuron is
+            # the actor head's output j.
+            out = eqx.tree_at(lambda net: net.log_std, out, scores[n - 1])
+        return out
+
+    def layer_proportions(self) -> PyTree[Float[Array, ""]]:
+        n_a, n_c = len(self.actor), len(self.critic)
+        actor = tuple(
+            _fill(layer, _constant(_proportion(i, n_a))) for i, layer in enumerate(self.actor)
+        )
+        critic = tuple(
+            _fill(layer, _constant(_proportion(i, n_c))) for i, layer in enumerate(self.critic)
+        )
+        out = eqx.tree_at(lambda net: (net.actor, net.critic), self, (actor, critic))
+        if self.log_std is not None:
+            # The OPEN reference counts a continuous actor's log_std as its last layer.
+            out = eqx.tree_at(lambda net: net.log_std, out, jnp.asarray(1.0, jnp.float32))
+        return out
+
+    def actor_mask(self) -> PyTree[Bool[Array, ""]]:
+        actor = tuple(_fill(layer, _constant(True)) for layer in self.actor)
+        critic = tuple(_fill(layer, _constant(False)) for layer in self.critic)
+        out = eqx.tree_at(lambda net: (net.actor, net.critic), self, (actor, critic))
+        if self.log_std is not None:
+            out = eqx.tree_at(lambda net: net.log_std, out, jnp.asarray(True))
+        return out
+
+
+class A2CNetwork(AbstractActorCritic):
+    """The shared-torso actor-critic of the Optim4RL paper (Appendix C), ReLU throughout.
+
+    - `torso="mlp"` ("small" gridworlds): flatten -> Linear(32) -> ReLU.
+    - `torso="cnn"` ("big" gridworlds): Conv(16 features, 2x2, stride 1, SAME) -> ReLU ->
+      flatten -> Linear(32) -> ReLU, on channels-last `(H, W, C)` observations.
+
+    followed by a policy head (one logit per action) and a value head. The paper does not
+    state an initialisation; Equinox's defaults are used.
+    """
+
+    conv: eqx.nn.Conv2d | None
+    torso: eqx.nn.Linear
+    policy_head: eqx.nn.Linear
+    value_head: eqx.nn.Linear
+    obs_shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        *,
+        torso: Literal["mlp", "cnn"],
+        hidden: int = 32,
+        conv_features: int = 16,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `obs_shape`: shape of one observation; `(H, W, C)` for the CNN torso.
+        - `n_actions`: number of discrete actions.
+        - `torso`: `"mlp"` or `"cnn"`.
+        - `hidden`: torso output size (Optim4RL: 32).
+        - `conv_features`: conv channels (Optim4RL: 16).
+        - `key`: PRNG key.
+        """
+        conv_key, torso_key, pi_key, v_key = jax.random.split(key, 4)
+        if torso == "cnn":
+            if len(obs_shape) != 3:
+                raise ValueError(
+                    "the CNN torso needs channels-last (H, W, C) observations; got "
+                    f"observation shape {tuple(obs_shape)}"
+                )
+            height, width, channels = obs_shape
+            self.conv = eqx.nn.Conv2d(
+                channels, conv_features, kernel_size=2, stride=1, padding="SAME", key=conv_key
+            )
+            torso_in = height * width * conv_features
+        elif torso == "mlp":
+            self.conv = None
+            torso_in = math.prod(obs_shape)
+        else:
+            raise ValueError(f"unknown torso {torso!r}; allowed: 'mlp', 'cnn'")
+        self.torso = eqx.nn.Linear(torso_in, hidden, key=torso_key)
+        self.policy_head = eqx.nn.Linear(hidden, n_actions, key=pi_key)
+        self.value_head = eqx.nn.Linear(hidden, 1, key=v_key)
+        self.obs_shape = tuple(obs_shape)
+
+    def __call__(
+        self, obs: Float[Array, "..."]
+    ) -> tuple[Float[Array, " n_out"], Float[Array, ""], tuple[Float[Array, "..."], ...]]:
+        activations = []
+        if self.conv is not None:
+            h = jax.nn.relu(self.conv(jnp.moveaxis(obs, -1, 0)))
+            h = jnp.moveaxis(h, 0, -1)  # back to channels-last: channels are the neurons
+            activations.append(h)
+            x = h.reshape(-1)
+        else:
+            x = obs.reshape(-1)
+        h = jax.nn.relu(self.torso(x))
+        activations.append(h)
+        logits = self.policy_head(h)
+        value = self.value_head(h)
+        activations += [logits, value]
+        return logits, value[0], tuple(activations)
+
+    def layer_names(self) -> tuple[str, ...]:
+        conv = ("conv",) if self.conv is not None else ()
+        return (*conv, "torso", "policy_head", "value_head")
+
+    def _replace(self, layers: list[eqx.Module]) -> PyTree[Array]:
+        if self.conv is not None:
+            return eqx.tree_at(
+                lambda n: (n.conv, n.torso, n.policy_head, n.value_head), self, tuple(layers)
+            )
+        return eqx.tree_at(lambda n: (n.torso, n.policy_head, n.value_head), self, tuple(layers))
+
+    def _layers(self) -> list[eqx.Module]:
+        conv = [self.conv] if self.conv is not None else []
+        return [*conv, self.torso, self.policy_head, self.value_head]
+
+    def dormancy(self, activations: tuple[Float[Array, "..."], ...]) -> PyTree[Array]:
+        scores = [neuron_scores(a, DORMANCY_EPS) for a in activations]
+        return self._replace(
+            [_fill_scores(lay, s) for lay, s in zip(self._layers(), scores, strict=True)]
+        )
+
+    def layer_proportions(self) -> PyTree[Float[Array, ""]]:
+        # The two heads are both the last layer: depth = torso layers + 1.
+        layers = self._layers()
+        n = len(layers) - 1
+        depths = [*range(n - 1), n - 1, n - 1]
+        return self._replace(
+            [
+                _fill(lay, _constant(_proportion(d, n)))
+                for lay, d in zip(layers, depths, strict=True)
+            ]
+        )
+
+    def actor_mask(self) -> PyTree[Bool[Array, ""]]:
+        # The shared torso shapes the policy, so it counts as actor; only the value head
+        # is critic.
+        layers = self._layers()
+        flags = [True] * (len(layers) - 1) + [False]
+        return self._replace(
+            [_fill(lay, _constant(f)) for lay, f in zip(layers, flags, strict=True)]
+        )

@@ -1,0 +1,453 @@
+"""PPO as in the OPEN paper (Goldie et al. 2024, Appendix C.1), fully jitted."""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+
+from ._common import (
+    EpisodeStats,
+    TrainResult,
+    as_optimizer,
+    check_finite,
+    clip_by_group_norm,
+    episode_metrics,
+    first_nonfinite,
+    init_optimizer,
+    is_traced,
+    optimizer_step,
+)
+from ._config import PPOConfig
+from ._distributions import (
+    categorical_entropy,
+    categorical_log_prob,
+    categorical_sample,
+    gaussian_entropy,
+    gaussian_log_prob,
+    gaussian_sample,
+)
+from ._dormancy import dormant_fraction
+from ._envs import VecEnv, VecEnvState, action_spec, observation_shape
+from ._networks import PPONetwork
+from ._returns import gae
+
+
+def normalize_advantages(advantages: Float[Array, " batch"]) -> Float[Array, " batch"]:
+    """Zero-mean, unit-standard-deviation advantages over a minibatch:
+    `(A - mean(A)) / (std(A) + 1e-8)`.
+
+    **Arguments:**
+
+    - `advantages`: the minibatch's advantages.
+
+    **Returns:**
+
+    The normalised advantages.
+    """
+    return (advantages - jnp.mean(advantages)) / (jnp.std(advantages) + 1e-8)
+
+
+def clipped_policy_loss(
+    log_prob: Float[Array, " batch"],
+    old_log_prob: Float[Array, " batch"],
+    advantages: Float[Array, " batch"],
+    clip_eps: float,
+) -> tuple[Float[Array, ""], Float[Array, ""]]:
+    """PPO's clipped surrogate objective (Schulman et al. 2017, eq. 7), as a loss.
+
+    `-mean(min(r * A, clip(r, 1 - eps, 1 + eps) * A))` with `r = exp(log_prob - old)`.
+
+    **Arguments:**
+
+    - `log_prob`: log-probabilities of the taken actions under the current policy.
+    - `old_log_prob`: the same under the rollout policy.
+    - `advantages`: (normalised) advantages.
+    - `clip_eps`: the clip range `eps`.
+
+    **Returns:**
+
+    `(loss, clip_fraction)`: the fraction of samples whose ratio was clipped.
+    """
+    ratio = jnp.exp(log_prob - old_log_prob)
+    unclipped = ratio * advantages
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages
+    clip_fraction = jnp.mean((jnp.abs(ratio - 1.0) > clip_eps).astype(jnp.float32))
+    return -jnp.mean(jnp.minimum(unclipped, clipped)), clip_fraction
+
+
+def clipped_value_loss(
+    values: Float[Array, " batch"],
+    old_values: Float[Array, " batch"],
+    targets: Float[Array, " batch"],
+    clip_eps: float,
+) -> Float[Array, ""]:
+    """Clipped value loss (PPO2 / PureJaxRL):
+    `0.5 * mean(max((v - G)^2, (v_old + clip(v - v_old, -eps, eps) - G)^2))`.
+
+    **Arguments:**
+
+    - `values`: current value predictions.
+    - `old_values`: the rollout's value predictions.
+    - `targets`: value targets (GAE lambda-returns).
+    - `clip_eps`: the clip range.
+
+    **Returns:**
+
+    The loss (a scalar).
+    """
+    clipped = old_values + jnp.clip(values - old_values, -clip_eps, clip_eps)
+    return 0.5 * jnp.mean(jnp.maximum((values - targets) ** 2, (clipped - targets) ** 2))
+
+
+class PPOBatch(eqx.Module):
+    """Transitions for a PPO loss (flat batch axis first)."""
+
+    obs: Float[Array, "batch ..."]
+    actions: Array
+    log_probs: Float[Array, " batch"]
+    values: Float[Array, " batch"]
+    advantages: Float[Array, " batch"]
+    targets: Float[Array, " batch"]
+
+
+def ppo_loss(
+    network: PPONetwork, batch: PPOBatch, config: PPOConfig
+) -> tuple[Float[Array, ""], dict[str, Any]]:
+    """The PPO loss on one minibatch: clipped policy loss with per-minibatch advantage
+    normalisation, `vf_coef` times the clipped value loss, minus `ent_coef` times the
+    entropy.
+
+    **Arguments:**
+
+    - `network`: the actor-critic.
+    - `batch`: the minibatch.
+    - `config`: for `clip_eps`, `vf_coef`, `ent_coef`.
+
+    **Returns:**
+
+    `(loss, aux)`; `aux` holds the loss terms, `approx_kl`, `clip_fraction` and the
+    per-layer `activations` of this forward pass (for dormancy).
+    """
+    out, values, activations = jax.vmap(network)(batch.obs)
+    if network.continuous:
+        assert network.log_std is not None
+        log_probs = gaussian_log_prob(out, network.log_std, batch.actions)
+        entropy = jnp.mean(gaussian_entropy(out, network.log_std))
+    else:
+        log_probs = categorical_log_prob(out, batch.actions)
+        entropy = jnp.mean(categorical_entropy(out))
+    advantages = normalize_advantages(batch.advantages)
+    actor_loss, clip_fraction = clipped_policy_loss(
+        log_probs, batch.log_probs, advantages, config.clip_eps
+    )
+    value_loss = clipped_value_loss(values, batch.values, batch.targets, config.clip_eps)
+    total = actor_loss + config.vf_coef * value_loss - config.ent_coef * entropy
+    log_ratio = log_probs - batch.log_probs
+    approx_kl = jnp.mean(jnp.exp(log_ratio) - 1.0 - log_ratio)
+    aux = {
+        "actor_loss": actor_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "total_loss": total,
+        "approx_kl": approx_kl,
+        "clip_fraction": clip_fraction,
+        "activations": activations,
+    }
+    return total, aux
+
+
+class PPOState(eqx.Module):
+    """Everything a PPO run carries from one update to the next."""
+
+    network: PPONetwork
+    opt_state: PyTree
+    env_state: VecEnvState
+    obs: Float[Array, "n_envs ..."]
+    episodes: EpisodeStats
+    opt_step: Int[Array, ""]
+    update: Int[Array, ""]
+    key: PRNGKeyArray
+
+
+class PPO(eqx.Module):
+    """Proximal policy optimisation (Schulman et al. 2017) as the OPEN paper runs it.
+
+    PureJaxRL-style: rollouts, GAE, epochs of shuffled minibatches and the optimizer all
+    live inside one jitted function of a key. Separate actor and critic, clipped value
+    loss, per-minibatch advantage normalisation, global-norm gradient clipping (actor and
+    critic separately) before the optimizer. The optimizer is any optax
+    `GradientTransformation` or learned optimizer; it receives the learned-optimizer context
+    as extra keyword arguments (see [`lorl_agents.optimizer_step`][]).
+
+    Episodes that end by truncation (time limit) are treated as terminal, as in the OPEN
+    reference.
+    """
+
+    config: PPOConfig = eqx.field(static=True)
+
+    def _venv(self, env: Any, env_params: Any) -> VecEnv:
+        spec = action_spec(env, env_params)
+        clip = spec.continuous and self.config.clip_actions
+        return VecEnv(
+            env,
+            self.config.n_envs,
+            normalize_obs=self.config.normalize_obs,
+            normalize_reward=self.config.normalize_reward,
+            gamma=self.config.gamma,
+            clip_low=spec.low if clip else None,
+            clip_high=spec.high if clip else None,
+        )
+
+    def make_network(self, env: Any, env_params: Any, *, key: PRNGKeyArray) -> PPONetwork:
+        """A freshly initialised actor-critic for `env`.
+
+        **Arguments:**
+
+        - `env`, `env_params`: the environment (its spaces decide the network's shape).
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        A [`lorl_agents.PPONetwork`][].
+        """
+        spec = action_spec(env, env_params)
+        return PPONetwork(
+            observation_shape(env, env_params),
+            spec.n_outputs,
+            continuous=spec.continuous,
+            width=self.config.width,
+            n_hidden=self.config.n_hidden,
+            activation=self.config.activation,
+            key=key,
+        )
+
+    def check(self, env: Any, env_params: Any, network: PPONetwork) -> None:
+        """Raise `ValueError` if `network` does not fit `env`'s observations or actions."""
+        obs_shape = observation_shape(env, env_params)
+        spec = action_spec(env, env_params)
+        if network.obs_shape != obs_shape:
+            raise ValueError(
+                f"observation mismatch: the network expects observations of shape "
+                f"{network.obs_shape}, the environment gives {obs_shape}"
+            )
+        n_out = network.actor[-1].out_features
+        if network.continuous != spec.continuous or n_out != spec.n_outputs:
+            kind = "continuous" if spec.continuous else "discrete"
+            raise ValueError(
+                f"action mismatch: the environment has a {kind} action space with "
+                f"{spec.n_outputs} {'dimensions' if spec.continuous else 'actions'}, the "
+                f"network is {'continuous' if network.continuous else 'discrete'} with "
+                f"{n_out} outputs"
+            )
+
+    def init(
+        self,
+        env: Any,
+        env_params: Any,
+        optimizer: Any,
+        network: PPONetwork | None = None,
+        *,
+        key: PRNGKeyArray,
+    ) -> PPOState:
+        """Initial training state: network, optimizer state, environments.
+
+        **Arguments:**
+
+        - `env`, `env_params`: a gymnax-interface environment and its parameters.
+        - `optimizer`: optax transformation or learned optimizer.
+        - `network`: start from this network instead of a fresh one.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        A [`lorl_agents.PPOState`][].
+        """
+        optimizer = as_optimizer(optimizer)
+        net_key, env_key, run_key = jax.random.split(key, 3)
+        if network is None:
+            network = self.make_network(env, env_params, key=net_key)
+        obs, env_state = self._venv(env, env_params).reset(env_params, key=env_key)
+        opt_state = init_optimizer(optimizer, network)
+        zero = jnp.asarray(0, jnp.int32)
+        return PPOState(
+            network,
+            opt_state,
+            env_state,
+            obs,
+            EpisodeStats.create(self.config.n_envs),
+            zero,
+            zero,
+            run_key,
+        )
+
+    def step(
+        self, state: PPOState, env: Any, env_params: Any, optimizer: Any
+    ) -> tuple[PPOState, dict[str, Array]]:
+        """One PPO update: a rollout of `n_steps` in every environment, GAE, then
+        `n_epochs` passes over `n_minibatches` shuffled minibatches. Pure; jit it yourself
+        or use [`lorl_agents.PPO.train`][].
+
+        **Arguments:**
+
+        - `state`: the training state.
+        - `env`, `env_params`: the environment.
+        - `optimizer`: the optimizer (the same one as at `init`).
+
+        **Returns:**
+
+        `(state, metrics)` with scalar metrics for this update.
+        """
+        cfg = self.config
+        optimizer = as_optimizer(optimizer)
+        venv = self._venv(env, env_params)
+        network = state.network
+        layer_props = eqx.filter(network.layer_proportions(), eqx.is_array)
+        actor_mask = eqx.filter(network.actor_mask(), eqx.is_array)
+
+        def rollout_step(carry, _):
+            env_state, obs, episodes, key = carry
+            key, act_key, env_key = jax.random.split(key, 3)
+            out, value, _ = jax.vmap(network)(obs)
+            if network.continuous:
+                assert network.log_std is not None
+                action = gaussian_sample(out, network.log_std, key=act_key)
+                log_prob = gaussian_log_prob(out, network.log_std, action)
+            else:
+                action = categorical_sample(out, key=act_key)
+                log_prob = categorical_log_prob(out, action)
+            next_obs, env_state, reward, term, trunc, raw = venv.step(
+                env_state, action, env_params, key=env_key
+            )
+            done = jnp.logical_or(term, trunc)
+            episodes, f_ret, f_len, f_n = episodes.record(raw, done)
+            transition = (obs, action, log_prob, value, reward, done)
+            return (env_state, next_obs, episodes, key), (transition, (f_ret, f_len, f_n))
+
+        key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+        (env_state, obs, episodes, _), (traj, finished) = jax.lax.scan(
+            rollout_step,
+            (state.env_state, state.obs, state.episodes, rollout_key),
+            None,
+            length=cfg.n_steps,
+        )
+        t_obs, t_action, t_logp, t_value, t_reward, t_done = traj
+        _, last_value, _ = jax.vmap(network)(obs)
+        advantages, targets = gae(t_reward, t_value, t_done, last_value, cfg.gamma, cfg.gae_lambda)
+
+        def flat(x):
+            return x.reshape((cfg.batch_size, *x.shape[2:]))
+
+        data = PPOBatch(
+            flat(t_obs), flat(t_action), flat(t_logp), flat(t_value),
+            flat(advantages), flat(targets),
+        )  # fmt: skip
+        n_updates = cfg.n_updates
+        steps_per_update = cfg.n_epochs * cfg.n_minibatches
+
+        def minibatch_step(carry, batch):
+            network, opt_state, opt_step, key = carry
+            key, opt_key = jax.random.split(key)
+            (_, aux), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(network, batch, cfg)
+            grads, grad_norm = clip_by_group_norm(
+                grads, actor_mask, cfg.max_grad_norm, cfg.clip_actor_critic_separately
+            )
+            # OPEN reference formulas (spec optimizers.md, section 2).
+            train_prop = (opt_step // steps_per_update).astype(jnp.float32) / max(n_updates - 1, 1)
+            batch_prop = ((opt_step // cfg.n_minibatches) % cfg.n_epochs).astype(jnp.float32) / max(
+                cfg.n_epochs - 1, 1
+            )
+            activations = aux.pop("activations")
+            network, opt_state, finite = optimizer_step(
+                optimizer, network, opt_state, grads, activations, layer_props, actor_mask,
+                train_prop, batch_prop, key=opt_key,
+            )  # fmt: skip
+            aux["grad_norm"] = grad_norm
+            aux["nonfinite"] = jnp.logical_not(finite)
+            dormancy = jnp.stack([dormant_fraction(a, cfg.dormancy_tau) for a in activations])
+            return (network, opt_state, opt_step + 1, key), (aux, dormancy)
+
+        def epoch(carry, _):
+            network, opt_state, opt_step, key = carry
+            key, perm_key = jax.random.split(key)
+            perm = jax.random.permutation(perm_key, cfg.batch_size)
+            shuffled = jax.tree.map(
+                lambda x: x[perm].reshape((cfg.n_minibatches, cfg.minibatch_size, *x.shape[1:])),
+                data,
+            )
+            carry, out = jax.lax.scan(minibatch_step, (network, opt_state, opt_step, key), shuffled)
+            return carry, out
+
+        (network, opt_state, opt_step, _), (aux, dormancy) = jax.lax.scan(
+            epoch, (network, state.opt_state, state.opt_step, epoch_key), None, length=cfg.n_epochs
+        )
+        metrics = {k: jnp.mean(v) for k, v in aux.items() if k != "nonfinite"}
+        metrics["nonfinite"] = jnp.any(aux["nonfinite"])
+        metrics["dormancy"] = dormancy[-1, -1]  # last minibatch forward pass of the update
+        metrics.update(episode_metrics(*finished, episodes))
+        new_state = PPOState(
+            network, opt_state, env_state, obs, episodes, opt_step, state.update + 1, key
+        )
+        return new_state, metrics
+
+    def train(
+        self,
+        env: Any,
+        env_params: Any,
+        optimizer: Any,
+        network: PPONetwork | None = None,
+        *,
+        key: PRNGKeyArray,
+    ) -> TrainResult:
+        """A whole training run, one jitted function of `key` (vmap it over keys, or over
+        an `eqx.Module` optimizer's meta-parameters).
+
+        **Arguments:**
+
+        - `env`, `env_params`: a gymnax-interface environment and its parameters (from
+            [`lorl_agents.make_env`][], `gymnax.make`, `lorl_gridworlds.make`, ...).
+        - `optimizer`: optax `GradientTransformation` (plain or `ExtraArgs`) or a learned
+            optimizer with optax-style `init` / `update`. Gradients reach it after global-
+            norm clipping.
+        - `network`: start from this network instead of a fresh one.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        A [`lorl_agents.TrainResult`][]. Its `final_return` is the OPEN definition: the
+        mean over environments of each environment's last completed episode return at the
+        end of training. When called outside `jit`/`vmap`, raises
+        [`lorl_agents.NonFiniteUpdateError`][] (with the first bad update index) if the
+        optimizer produced NaN or infinite updates; under `vmap`, call
+        [`lorl_agents.check_finite`][] on the result.
+        """
+        as_optimizer(optimizer)
+        if network is not None:
+            self.check(env, env_params, network)
+        else:
+            observation_shape(env, env_params)
+            action_spec(env, env_params)
+        result = _train_ppo(self, env, env_params, optimizer, network, key)
+        if not is_traced(result.first_nonfinite_update):
+            check_finite(result)
+        return result
+
+
+@eqx.filter_jit
+def _train_ppo(
+    agent: PPO, env: Any, env_params: Any, optimizer: Any, network: Any, key: PRNGKeyArray
+) -> TrainResult:
+    state = agent.init(env, env_params, optimizer, network, key=key)
+
+    def body(state, _):
+        return agent.step(state, env, env_params, optimizer)
+
+    state, metrics = jax.lax.scan(body, state, None, length=agent.config.n_updates)
+    return TrainResult(
+        network=state.network,
+        metrics=metrics,
+        final_return=jnp.mean(state.episodes.last_return),
+        first_nonfinite_update=first_nonfinite(metrics["nonfinite"]),
+        layer_names=state.network.layer_names(),
+    )
