@@ -1,0 +1,27 @@
+"""Learned optimizers for RL (Optim4RL, OPEN and their ablations) as Equinox modules.
+
+Every optimizer's fields are its meta-parameters; `init`/`update` are pure functions of
+the module (differentiable, vmappable), and `as_optax()` gives an optax
+`GradientTransformationExtraArgs`.
+"""
+
+from . import baselines as baselines
+from ._ablations import L2LGD2 as L2LGD2, LinearOptim as LinearOptim
+from ._base import (
+    AbstractLearnedOptimizer as AbstractLearnedOptimizer,
+    LearnedOptimizerState as LearnedOptimizerState,
+    has_nonfinite as has_nonfinite,
+)
+from ._context import open_proportions as open_proportions
+from ._layout import ParamLayout as ParamLayout
+from ._nn import GRU as GRU, MLP as MLP, LayerNorm as LayerNorm, Linear as Linear
+from ._open import BETAS as BETAS, OPEN as OPEN, OPENNetwork as OPENNetwork
+from ._optim4rl import Optim4RL as Optim4RL, straight_through_sign as straight_through_sign
+from ._weights import (
+    load_meta_parameters as load_meta_parameters,
+    load_open as load_open,
+    pretrained_open_names as pretrained_open_names,
+    save_meta_parameters as save_meta_parameters,
+)
+
+__version__ = "0.1.0"

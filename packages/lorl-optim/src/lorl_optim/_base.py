@@ -1,0 +1,194 @@
+"""The abstract learned-optimizer interface, its state, and the optax adapter."""
+
+import abc
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+
+from ._layout import ParamLayout
+
+# The context names `update` accepts; `as_optax` forwards optax extra args with these names
+# and ignores every other extra arg (optax chains pass all extra args to every member).
+CONTEXT_NAMES = (
+    "dormancy",
+    "training_proportion",
+    "batch_proportion",
+    "layer_proportions",
+    "actor_mask",
+    "key",
+)
+
+
+class LearnedOptimizerState(eqx.Module):
+    """Per-parameter state of a learned optimizer, stored flat and features-major.
+
+    `slots[i, j]` is state quantity `i` of agent parameter `j`, where parameters are
+    numbered by concatenating the raveled leaves of the parameter tree (in `jax.tree`
+    order). What the rows mean depends on the optimizer (see its docstring); the number of
+    rows is the number of floats stored per agent parameter.
+
+    `layout` (static) records the tree structure and leaf shapes captured by `init`;
+    `update` checks the gradients against it.
+    """
+
+    slots: Float[Array, "slots n_params"]
+    layout: ParamLayout = eqx.field(static=True)
+
+
+def _is_concrete_array(x: Any) -> bool:
+    return isinstance(x, jax.Array | np.ndarray) and not isinstance(x, jax.core.Tracer)
+
+
+class AbstractLearnedOptimizer(eqx.Module):
+    """A learned optimizer: its fields are the meta-parameters.
+
+    Subclasses implement `init` and `update`. Sign convention (optax): `update` returns
+    updates to be *added* to the parameters (`optax.apply_updates`).
+
+    Context keyword arguments of `update` (each optimizer uses what it needs and ignores
+    the rest; a missing required one raises `ValueError`):
+
+    - `dormancy`: pytree like the parameters; each leaf broadcasts to the parameter leaf
+      (shape `(out,)` for a kernel `(in, out)` and its bias: the downstream neuron's score).
+    - `training_proportion`, `batch_proportion`: scalars in `[0, 1]`.
+    - `layer_proportions`: pytree like the parameters, a scalar (or broadcastable array)
+      per leaf.
+    - `actor_mask`: pytree like the parameters, a bool per leaf (True for actor leaves).
+    - `key`: a PRNG key (for optimizers with stochastic updates).
+    """
+
+    def __check_init__(self) -> None:
+        # Concrete meta-parameters (not tracers under jit/vmap/grad) are checked for NaN/inf
+        # at construction: a non-finite meta-parameter would silently poison every update.
+        for path, leaf in jax.tree_util.tree_leaves_with_path(eqx.filter(self, eqx.is_array)):
+            if _is_concrete_array(leaf) and not bool(np.all(np.isfinite(np.asarray(leaf)))):
+                raise ValueError(
+                    f"{type(self).__name__}: meta-parameter {jax.tree_util.keystr(path)} "
+                    "contains NaN or inf; meta-parameters must be finite."
+                )
+
+    @abc.abstractmethod
+    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
+        """Per-parameter state for `params`.
+
+        **Arguments:**
+
+        - `params`: the agent parameters (a pytree of float arrays, one dtype).
+
+        **Returns:**
+
+        A `LearnedOptimizerState` with zero slots and the static parameter layout.
+        """
+
+    @abc.abstractmethod
+    def update(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None = None,
+        *,
+        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
+        training_proportion: Float[ArrayLike, ""] | None = None,
+        batch_proportion: Float[ArrayLike, ""] | None = None,
+        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
+        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
+        key: PRNGKeyArray | None = None,
+    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
+        """One optimizer step.
+
+        **Arguments:**
+
+        - `grads`: gradients, same tree as the `params` given to `init`.
+        - `state`: the optimizer state.
+        - `params`: current parameters (needed by optimizers that condition on them).
+        - `dormancy`, `training_proportion`, `batch_proportion`, `layer_proportions`,
+          `actor_mask`, `key`: context, see the class docstring.
+
+        **Returns:**
+
+        `(updates, new_state)`, where `updates` are to be added to the parameters.
+        """
+
+    def as_optax(self) -> optax.GradientTransformationExtraArgs:
+        """This optimizer as an `optax.GradientTransformationExtraArgs`.
+
+        Context arrives as optax extra args with the names of `update`'s keyword
+        arguments (`opt.update(grads, state, params, dormancy=..., key=...)`); other extra
+        args are ignored. The transformation closes over `self`, so use it for training
+        with fixed meta-parameters; for meta-gradients or populations call `init`/`update`
+        on the module directly.
+
+        **Returns:**
+
+        An `optax.GradientTransformationExtraArgs`.
+        """
+
+        def init_fn(params: Any) -> LearnedOptimizerState:
+            return self.init(params)
+
+        def update_fn(
+            updates: Any, state: LearnedOptimizerState, params: Any = None, **extra_args: Any
+        ) -> tuple[Any, LearnedOptimizerState]:
+            context = {k: v for k, v in extra_args.items() if k in CONTEXT_NAMES}
+            return self.update(updates, state, params, **context)
+
+        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def require(value: Any, name: str, owner: str, expected: str) -> Any:
+    """`value`, or a `ValueError` naming the missing context and its expected form."""
+    if value is None:
+        raise ValueError(f"{owner}.update needs `{name}`: {expected}.")
+    return value
+
+
+def check_state(state: Any, owner: str, n_slots: int) -> LearnedOptimizerState:
+    if not isinstance(state, LearnedOptimizerState):
+        raise ValueError(
+            f"{owner}.update expected a LearnedOptimizerState (from {owner}.init), "
+            f"got {type(state).__name__}."
+        )
+    if state.slots.shape[0] != n_slots:
+        raise ValueError(
+            f"{owner}.update expected a state with {n_slots} slots per parameter, got "
+            f"{state.slots.shape[0]}; was it created by a different optimizer?"
+        )
+    return state
+
+
+def scalar_context(value: Any, name: str, owner: str, dtype: Any) -> Float[Array, ""]:
+    value = jnp.asarray(require(value, name, owner, "a scalar in [0, 1]"))
+    if value.shape != ():
+        raise ValueError(f"{owner}.update: `{name}` must be a scalar, got shape {value.shape}.")
+    return value.astype(dtype)
+
+
+def has_nonfinite(tree: PyTree[ArrayLike]) -> Bool[Array, ""]:
+    """Whether any leaf of `tree` contains NaN or infinity.
+
+    NaN or inf in gradients or meta-parameters propagates into the updates of every
+    learned optimizer here (OPEN's zero-meaning spreads one NaN to every parameter).
+    Check gradients, updates or meta-parameters with this function, e.g. inside a jitted
+    training step, and react outside the step.
+
+    **Arguments:**
+
+    - `tree`: any pytree of arrays (non-float leaves are never non-finite).
+
+    **Returns:**
+
+    A boolean scalar array.
+    """
+    flags = [
+        jnp.any(~jnp.isfinite(leaf))
+        for leaf in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    if not flags:
+        return jnp.asarray(False)
+    return jnp.any(jnp.stack(flags))

@@ -1,0 +1,179 @@
+"""Features-major building blocks of the per-parameter networks.
+
+Every array here is laid out `(features, n)`: one column per agent parameter, so each
+layer is one matrix product `W @ X` over all parameters at once. Weights are stored
+`(out, in)` (the transpose of the flax kernels the published OPEN weights use).
+
+Initialisation (for training from scratch; the papers do not state one): kernels are
+LeCun-normal, `N(0, 1/fan_in)` (the flax `Dense` default), biases zero, LayerNorm scale
+one. Recurrent GRU kernels use LeCun-normal too instead of flax's orthogonal default:
+a batched QR under `vmap` deadlocked on this machine (architecture notes, pitfalls).
+"""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def _lecun(key: PRNGKeyArray, out_features: int, in_features: int) -> Float[Array, "o i"]:
+    return jax.random.normal(key, (out_features, in_features)) / jnp.sqrt(float(in_features))
+
+
+class Linear(eqx.Module):
+    """Dense layer on features-major input: `y = W @ x + b`, `W` of shape `(out, in)`."""
+
+    weight: Float[Array, "out in"]
+    bias: Float[Array, " out"]
+
+    @staticmethod
+    def init(in_features: int, out_features: int, *, key: PRNGKeyArray) -> "Linear":
+        return Linear(_lecun(key, out_features, in_features), jnp.zeros((out_features,)))
+
+    def __call__(self, x: Float[Array, "in n"]) -> Float[Array, "out n"]:
+        return self.weight @ x + self.bias[:, None]
+
+
+class LayerNorm(eqx.Module):
+    """LayerNorm over the feature axis (axis 0) of a features-major array.
+
+    `y = (x - mean) / sqrt(var + eps) * scale + bias`, with the biased variance, as flax
+    `nn.LayerNorm`; OPEN uses `eps = 1e-6` (flax default, spec section 2).
+    """
+
+    scale: Float[Array, " features"]
+    bias: Float[Array, " features"]
+    eps: float = eqx.field(static=True, default=1e-6)
+
+    @staticmethod
+    def init(features: int, eps: float = 1e-6) -> "LayerNorm":
+        return LayerNorm(jnp.ones((features,)), jnp.zeros((features,)), eps)
+
+    def __call__(self, x: Float[Array, "features n"]) -> Float[Array, "features n"]:
+        mean = jnp.mean(x, axis=0, keepdims=True)
+        centred = x - mean
+        var = jnp.mean(centred * centred, axis=0, keepdims=True)
+        normed = centred * jax.lax.rsqrt(var + self.eps)
+        return normed * self.scale[:, None] + self.bias[:, None]
+
+
+class GRU(eqx.Module):
+    """GRU cell (flax `GRUCell` convention), applied to every column independently.
+
+    Gates stacked in the order `[r, z, n]` along the first axis of `weight_ih`
+    (`(3F, in)`), `bias_ih` (`(3F,)`) and `weight_hh` (`(3F, F)`):
+
+    ```
+    r  = sigmoid(W_ir x + b_ir + W_hr h)
+    z  = sigmoid(W_iz x + b_iz + W_hz h)
+    n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
+    ```
+    The new hidden state is also the output.
+    """
+
+    weight_ih: Float[Array, "gates in"]
+    bias_ih: Float[Array, " gates"]
+    weight_hh: Float[Array, "gates hidden"]
+    bias_hn: Float[Array, " hidden"]
+
+    @staticmethod
+    def init(in_features: int, hidden: int, *, key: PRNGKeyArray) -> "GRU":
+        ki, kh = jax.random.split(key)
+        return GRU(
+            _lecun(ki, 3 * hidden, in_features),
+            jnp.zeros((3 * hidden,)),
+            _lecun(kh, 3 * hidden, hidden),
+            jnp.zeros((hidden,)),
+        )
+
+    @property
+    def hidden_size(self) -> int:
+        return self.bias_hn.shape[-1]
+
+    def __call__(
+        self, x: Float[Array, "in n"], h: Float[Array, "hidden n"]
+    ) -> Float[Array, "hidden n"]:
+        f = self.hidden_size
+        gx = self.weight_ih @ x + self.bias_ih[:, None]
+        gh = self.weight_hh @ h
+        r = jax.nn.sigmoid(gx[:f] + gh[:f])
+        z = jax.nn.sigmoid(gx[f : 2 * f] + gh[f : 2 * f])
+        n = jnp.tanh(gx[2 * f :] + r * (gh[2 * f :] + self.bias_hn[:, None]))
+        return (1.0 - z) * n + z * h
+
+
+class MLP(eqx.Module):
+    """`Linear -> [LayerNorm] -> ReLU -> ... -> Linear` on features-major input."""
+
+    layers: tuple[Linear, ...]
+    norms: tuple[LayerNorm, ...] | None
+
+    @staticmethod
+    def init(
+        in_features: int,
+        widths: tuple[int, ...],
+        out_features: int,
+        *,
+        layer_norm: bool,
+        key: PRNGKeyArray,
+    ) -> "MLP":
+        sizes = (in_features, *widths, out_features)
+        keys = jax.random.split(key, len(sizes) - 1)
+        layers = tuple(
+            Linear.init(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys, strict=True)
+        )
+        norms = tuple(LayerNorm.init(w) for w in widths) if layer_norm else None
+        return MLP(layers, norms)
+
+    def __call__(self, x: Float[Array, "in n"]) -> Float[Array, "out n"]:
+        for i, layer in enumerate(self.layers[:-1]):
+            x = layer(x)
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = jax.nn.relu(x)
+        return self.layers[-1](x)
+
+
+def count_flops(module: eqx.Module) -> int:
+    """Multiply-add FLOPs (2 per weight entry) of one column through `module`'s matmuls."""
+    return sum(
+        2 * int(leaf.size)
+        for leaf in jax.tree.leaves(module)
+        if isinstance(leaf, jax.Array) and leaf.ndim == 2
+    )
+
+
+def chunked_apply(
+    fn: Callable[..., tuple[Array, ...]],
+    inputs: tuple[Float[Array, "_ n"], ...],
+    chunk_size: int,
+) -> tuple[Array, ...]:
+    """Apply a column-wise `fn` to features-major inputs in column chunks of `chunk_size`.
+
+    Each input is `(k_i, n)`; `fn` maps chunks `(k_i, c)` to outputs `(k_j, c)`. Chunking
+    keeps the intermediates of the tiny per-parameter network in cache. `n` is padded with
+    zeros to a multiple of `chunk_size` (every column is independent, so the padding
+    columns cannot affect real ones) and the padding is cut from the outputs. With
+    `n <= chunk_size` this is one plain call.
+    """
+    n = inputs[0].shape[1]
+    if n <= chunk_size:
+        return fn(*inputs)
+    n_chunks = -(-n // chunk_size)
+    pad = n_chunks * chunk_size - n
+
+    def to_chunks(x: Array) -> Array:
+        if pad:
+            x = jnp.pad(x, ((0, 0), (0, pad)))
+        return jnp.transpose(jnp.reshape(x, (x.shape[0], n_chunks, chunk_size)), (1, 0, 2))
+
+    outs = jax.lax.map(lambda xs: fn(*xs), tuple(to_chunks(x) for x in inputs))
+
+    def from_chunks(y: Array) -> Array:
+        y = jnp.reshape(jnp.transpose(y, (1, 0, 2)), (y.shape[1], n_chunks * chunk_size))
+        return y[:, :n]
+
+    return tuple(from_chunks(y) for y in outs)

@@ -1,0 +1,495 @@
+"""OPEN (Goldie et al. 2024, "Can Learned Optimization Make RL Less Difficult?")."""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+
+from ._base import (
+    AbstractLearnedOptimizer,
+    LearnedOptimizerState,
+    check_state,
+    require,
+    scalar_context,
+)
+from ._layout import ParamLayout
+from ._nn import GRU, MLP, LayerNorm, Linear, chunked_apply, count_flops
+
+# Momentum timescales, spec section 2 / OPEN Appendix B.2.
+BETAS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
+# Inside log(|x| + eps) of momenta and gradient (reference implementation, spec section 2).
+LOG_EPS = 1e-13
+# Per-tensor normalisation x * rsqrt(NORM_EPS + mean(x^2)) (spec section 2).
+NORM_EPS = 1e-5
+# Update scales alpha_1 = alpha_2 = alpha_3 = 0.001 (OPEN Appendix B.4).
+ALPHA = 1e-3
+# Columns per chunk of the flat computation (speed only; docs/optim/benchmark.md).
+DEFAULT_CHUNK = 8192
+
+FEATURE_NAMES = (
+    "parameter",
+    *(f"sign(m_{b})" for b in BETAS),
+    *(f"log|m_{b}|" for b in BETAS),
+    "sign(g)",
+    "log|g|",
+    "training_proportion",
+    "layer_proportion",
+    "batch_proportion",
+    "dormancy",
+)
+
+
+class OPENNetwork(eqx.Module):
+    """OPEN's per-parameter network: GRU(in, F), then
+    `Linear(F, H) -> LayerNorm -> ReLU -> Linear(H, H) -> LayerNorm -> ReLU -> Linear(H, out)`
+    (LayerNorm eps 1e-6; OPEN Appendix B.4, spec section 2)."""
+
+    gru: GRU
+    mlp: MLP
+
+    def __call__(
+        self, x: Float[Array, "in c"], h: Float[Array, "hidden c"]
+    ) -> tuple[Float[Array, "out c"], Float[Array, "hidden c"]]:
+        h = self.gru(x, h)
+        return self.mlp(h), h
+
+
+def _network_init(n_in: int, hidden: int, width: int, n_out: int, key: PRNGKeyArray) -> OPENNetwork:
+    k1, k2 = jax.random.split(key)
+    return OPENNetwork(
+        GRU.init(n_in, hidden, key=k1),
+        MLP.init(hidden, (width, width), n_out, layer_norm=True, key=k2),
+    )
+
+
+def flat_layout(
+    n_in: int, hidden: int, width: int, n_out: int
+) -> list[tuple[str, tuple[int, ...]]]:
+    """`(name, shape)` of every leaf of the reference (flax) parameter tree of one OPEN
+    network, in the order of the published flat vectors (sorted keys at every level,
+    `gru_params` before `params`; kernels `(in, out)`), spec section 2."""
+    f, h = hidden, width
+    return [
+        ("gru/hn/bias", (f,)),
+        ("gru/hn/kernel", (f, f)),
+        ("gru/hr/kernel", (f, f)),
+        ("gru/hz/kernel", (f, f)),
+        ("gru/in/bias", (f,)),
+        ("gru/in/kernel", (n_in, f)),
+        ("gru/ir/bias", (f,)),
+        ("gru/ir/kernel", (n_in, f)),
+        ("gru/iz/bias", (f,)),
+        ("gru/iz/kernel", (n_in, f)),
+        ("mlp/layers_0/bias", (h,)),
+        ("mlp/layers_0/kernel", (f, h)),
+        ("mlp/layers_1/bias", (h,)),
+        ("mlp/layers_1/scale", (h,)),
+        ("mlp/layers_3/bias", (h,)),
+        ("mlp/layers_3/kernel", (h, h)),
+        ("mlp/layers_4/bias", (h,)),
+        ("mlp/layers_4/scale", (h,)),
+        ("mlp/layers_6/bias", (n_out,)),
+        ("mlp/layers_6/kernel", (h, n_out)),
+    ]
+
+
+def _network_from_flat(vector: np.ndarray, n_in: int, hidden: int, width: int, n_out: int):
+    leaves = {}
+    offset = 0
+    for name, shape in flat_layout(n_in, hidden, width, n_out):
+        size = math.prod(shape)
+        leaves[name] = jnp.asarray(vector[offset : offset + size].reshape(shape))
+        offset += size
+    g = lambda gate, kind: leaves[f"gru/{gate}/{kind}"]
+    gru = GRU(
+        weight_ih=jnp.concatenate([g("ir", "kernel").T, g("iz", "kernel").T, g("in", "kernel").T]),
+        bias_ih=jnp.concatenate([g("ir", "bias"), g("iz", "bias"), g("in", "bias")]),
+        weight_hh=jnp.concatenate([g("hr", "kernel").T, g("hz", "kernel").T, g("hn", "kernel").T]),
+        bias_hn=g("hn", "bias"),
+    )
+    m = lambda layer, kind: leaves[f"mlp/layers_{layer}/{kind}"]
+    mlp = MLP(
+        layers=tuple(Linear(m(i, "kernel").T, m(i, "bias")) for i in (0, 3, 6)),
+        norms=tuple(LayerNorm(m(i, "scale"), m(i, "bias"), 1e-6) for i in (1, 4)),
+    )
+    return OPENNetwork(gru, mlp)
+
+
+def _network_to_flat(net: OPENNetwork) -> np.ndarray:
+    f = net.gru.hidden_size
+    wi, bi, wh = (np.asarray(x) for x in (net.gru.weight_ih, net.gru.bias_ih, net.gru.weight_hh))
+    assert net.mlp.norms is not None
+    (l0, l3, l6), (n1, n4) = net.mlp.layers, net.mlp.norms
+    gate = {"r": slice(0, f), "z": slice(f, 2 * f), "n": slice(2 * f, 3 * f)}
+    parts = [
+        np.asarray(net.gru.bias_hn),
+        wh[gate["n"]].T,
+        wh[gate["r"]].T,
+        wh[gate["z"]].T,
+        bi[gate["n"]],
+        wi[gate["n"]].T,
+        bi[gate["r"]],
+        wi[gate["r"]].T,
+        bi[gate["z"]],
+        wi[gate["z"]].T,
+        np.asarray(l0.bias),
+        np.asarray(l0.weight).T,
+        np.asarray(n1.bias),
+        np.asarray(n1.scale),
+        np.asarray(l3.bias),
+        np.asarray(l3.weight).T,
+        np.asarray(n4.bias),
+        np.asarray(n4.scale),
+        np.asarray(l6.bias),
+        np.asarray(l6.weight).T,
+    ]
+    return np.concatenate([np.ravel(x) for x in parts])
+
+
+class OPEN(AbstractLearnedOptimizer):
+    """OPEN (Goldie et al. 2024, Section 5 and Appendix B), with its variants.
+
+    Per agent parameter, 19 input features in this order (reference order, spec
+    section 2): `[p, sign(m_b) x 6, log(|m_b| + 1e-13) x 6, sign(g), log(|g| + 1e-13),
+    training proportion, layer proportion, batch proportion, dormancy]` for
+    `b in (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)`. Momenta are updated with the current
+    gradient first (`m_b <- b m_b + (1 - b) g`, no bias correction). Features 0-14 are
+    each normalised over the elements of their parameter tensor,
+    `x * rsqrt(1e-5 + mean(x^2))`. A GRU(19, F) and MLP (see `OPENNetwork`) give
+    `(o0, o1, o2)` and
+
+    ```
+    u_hat = a1 * o0 * exp(a2 * o1) + a3 * o2 * eps * actor_mask   # eps ~ N(0, 1)
+    u     = u_hat - mean(u_hat)        # one scalar mean over ALL elements (actor + critic)
+    p_new = p - u
+    ```
+    with `a1 = a2 = a3 = 0.001` (Appendix B.4). **Sign convention:** `update` returns
+    `-u`, the optax update to *add*.
+
+    `g` is expected after the agent's own gradient clipping (OPEN's PPO clips the global
+    norm to 0.5, actor and critic separately): chain e.g. `optax.clip_by_global_norm`
+    before OPEN if you need it.
+
+    Variants (all static configuration):
+
+    - `hidden_size=16, mlp_width=32`: "larger", the multi-task size (`OPEN.larger`).
+    - `separated=True`: two networks (two sets of meta-parameters); actor leaves
+      (`actor_mask` True) go through `network`, critic leaves through `critic_network`.
+      Zero-meaning stays one mean over all elements, as in the shared optimizer (our
+      reading of Section 7.2, which changes only the meta-parameters). Both networks
+      are evaluated on every element and the result selected (2x the network cost).
+    - `no_features=True`: "No Features" (Appendix B.4): 14 inputs, the normalised
+      momentum and gradient features (features 1-14; the parameter value is dropped, our
+      reading of "conditions only on gradient and momentum"), two outputs, no noise.
+    - `use_training_proportion`, `use_batch_proportion`, `use_layer_proportion`,
+      `use_dormancy`: False removes that input (GRU input size shrinks by one);
+      `use_stochasticity=False` removes the third output and the noise (Section 7.1).
+
+    State: `6 + F` floats per agent parameter (rows 0-5 the momenta in the order of
+    `BETAS`, rows 6.. the GRU hidden state): 14 for the default size, 22 for "larger".
+    """
+
+    network: OPENNetwork
+    critic_network: OPENNetwork | None
+    hidden_size: int = eqx.field(static=True)  # F = 8 (Appendix B.4); 16 larger (B.5)
+    mlp_width: int = eqx.field(static=True)  # H = 16 (Appendix B.4); 32 larger (B.5)
+    separated: bool = eqx.field(static=True)
+    no_features: bool = eqx.field(static=True)
+    use_training_proportion: bool = eqx.field(static=True)
+    use_batch_proportion: bool = eqx.field(static=True)
+    use_layer_proportion: bool = eqx.field(static=True)
+    use_dormancy: bool = eqx.field(static=True)
+    use_stochasticity: bool = eqx.field(static=True)
+    alpha1: float = eqx.field(static=True)  # 0.001, Appendix B.4
+    alpha2: float = eqx.field(static=True)  # 0.001, Appendix B.4
+    alpha3: float = eqx.field(static=True)  # 0.001, Appendix B.4
+    chunk_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        *,
+        hidden_size: int = 8,
+        mlp_width: int = 16,
+        separated: bool = False,
+        no_features: bool = False,
+        use_training_proportion: bool = True,
+        use_batch_proportion: bool = True,
+        use_layer_proportion: bool = True,
+        use_dormancy: bool = True,
+        use_stochasticity: bool = True,
+        chunk_size: int = DEFAULT_CHUNK,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `hidden_size`: GRU size F (8; "larger" 16).
+        - `mlp_width`: MLP width H (16; "larger" 32).
+        - `separated`: separate actor and critic meta-parameters (Section 7.2).
+        - `no_features`: the "No Features" baseline (overrides the `use_*` flags to False).
+        - `use_training_proportion`, `use_batch_proportion`, `use_layer_proportion`,
+          `use_dormancy`, `use_stochasticity`: feature ablations of Section 7.1.
+        - `chunk_size`: columns per chunk of the flat computation (speed only).
+        - `key`: PRNG key for the initial meta-parameters.
+        """
+        if no_features:
+            use_training_proportion = use_batch_proportion = False
+            use_layer_proportion = use_dormancy = use_stochasticity = False
+        self.hidden_size = hidden_size
+        self.mlp_width = mlp_width
+        self.separated = separated
+        self.no_features = no_features
+        self.use_training_proportion = use_training_proportion
+        self.use_batch_proportion = use_batch_proportion
+        self.use_layer_proportion = use_layer_proportion
+        self.use_dormancy = use_dormancy
+        self.use_stochasticity = use_stochasticity
+        self.alpha1 = self.alpha2 = self.alpha3 = ALPHA
+        self.chunk_size = chunk_size
+        ka, kc = jax.random.split(key)
+        dims = (self.n_inputs, hidden_size, mlp_width, self.n_outputs)
+        self.network = _network_init(*dims, ka)
+        self.critic_network = _network_init(*dims, kc) if separated else None
+
+    @staticmethod
+    def larger(*, key: PRNGKeyArray, **kwargs: bool) -> "OPEN":
+        """The "larger" OPEN of the multi-task experiment (F = 16, H = 32; Appendix B.5).
+
+        **Arguments:**
+
+        - `key`: PRNG key for the initial meta-parameters.
+        - `**kwargs`: variant flags as in `OPEN(...)`.
+
+        **Returns:**
+
+        An `OPEN` with 3,571 meta-parameters per network.
+        """
+        return OPEN(hidden_size=16, mlp_width=32, key=key, **kwargs)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the network inputs, in order."""
+        names = list(FEATURE_NAMES[1:15] if self.no_features else FEATURE_NAMES[:15])
+        for name, used in zip(
+            FEATURE_NAMES[15:],
+            (
+                self.use_training_proportion,
+                self.use_layer_proportion,
+                self.use_batch_proportion,
+                self.use_dormancy,
+            ),
+            strict=True,
+        ):
+            if used:
+                names.append(name)
+        return tuple(names)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.feature_names)
+
+    @property
+    def n_outputs(self) -> int:
+        return 3 if self.use_stochasticity else 2
+
+    @property
+    def n_slots(self) -> int:
+        return len(BETAS) + self.hidden_size
+
+    def flops_per_parameter(self) -> int:
+        """Matmul FLOPs per agent parameter and step (2 per weight entry; both networks
+        when separated, since both are evaluated)."""
+        return count_flops((self.network, self.critic_network))
+
+    # ----------------------------------------------------------------- weights I/O
+
+    @property
+    def flat_size(self) -> int:
+        """Length of this optimizer's flat meta-parameter vector (reference layout)."""
+        one = sum(
+            math.prod(s)
+            for _, s in flat_layout(
+                self.n_inputs, self.hidden_size, self.mlp_width, self.n_outputs
+            )
+        )
+        return 2 * one if self.separated else one
+
+    def to_flat(self) -> Float[np.ndarray, " size"]:
+        """The meta-parameters as one flat vector in the reference layout (the layout of
+        the published weights; for `separated`, the actor network's vector followed by
+        the critic network's).
+
+        **Returns:**
+
+        A NumPy vector of length `self.flat_size`.
+        """
+        parts = [_network_to_flat(self.network)]
+        if self.critic_network is not None:
+            parts.append(_network_to_flat(self.critic_network))
+        return np.concatenate(parts)
+
+    def from_flat(self, vector: ArrayLike) -> "OPEN":
+        """A copy of this OPEN with meta-parameters read from a flat reference-layout vector.
+
+        **Arguments:**
+
+        - `vector`: 1-D array of length `self.flat_size` (1,211 for the default size,
+          3,571 for "larger"), finite.
+
+        **Returns:**
+
+        An `OPEN` with the same configuration and the given meta-parameters.
+        """
+        vector = np.asarray(vector)
+        if vector.ndim != 1 or vector.shape[0] != self.flat_size:
+            raise ValueError(
+                f"OPEN meta-parameter vector has shape {vector.shape}; this configuration "
+                f"(F={self.hidden_size}, H={self.mlp_width}, {self.n_inputs} inputs, "
+                f"{self.n_outputs} outputs, separated={self.separated}) expects shape "
+                f"({self.flat_size},)."
+            )
+        if not np.issubdtype(vector.dtype, np.floating):
+            raise ValueError(f"OPEN meta-parameter vector must be floating, got {vector.dtype}.")
+        if not np.all(np.isfinite(vector)):
+            raise ValueError(
+                f"OPEN meta-parameter vector contains {int(np.sum(~np.isfinite(vector)))} "
+                "NaN/inf values; meta-parameters must be finite."
+            )
+        dims = (self.n_inputs, self.hidden_size, self.mlp_width, self.n_outputs)
+        half = self.flat_size // 2 if self.separated else self.flat_size
+        new = eqx.tree_at(lambda o: o.network, self, _network_from_flat(vector[:half], *dims))
+        if self.separated:
+            critic = _network_from_flat(vector[half:], *dims)
+            new = eqx.tree_at(lambda o: o.critic_network, new, critic)
+        return new
+
+    # ----------------------------------------------------------------- the step
+
+    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
+        layout = ParamLayout.from_tree(params)
+        return LearnedOptimizerState(
+            jnp.zeros((self.n_slots, layout.size), layout.dtype), layout
+        )
+
+    def _columns(self, x: Array, h: Array, *extra: Array) -> tuple[Array, Array]:
+        o, h_new = self.network(x, h)
+        i = 0
+        if self.critic_network is not None:
+            is_actor = extra[i] > 0.5
+            i += 1
+            o_critic, h_critic = self.critic_network(x, h)
+            o = jnp.where(is_actor, o, o_critic)
+            h_new = jnp.where(is_actor, h_new, h_critic)
+        u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
+        if self.use_stochasticity:
+            u_hat = u_hat + self.alpha3 * o[2:3] * extra[i]
+        return u_hat, h_new
+
+    def update(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None = None,
+        *,
+        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
+        training_proportion: Float[ArrayLike, ""] | None = None,
+        batch_proportion: Float[ArrayLike, ""] | None = None,
+        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
+        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
+        key: PRNGKeyArray | None = None,
+    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
+        """One OPEN step.
+
+        **Arguments:**
+
+        - `grads`: gradients (after the agent's gradient clipping), same tree as at `init`.
+        - `state`: the optimizer state.
+        - `params`: current parameters (feature 0; required unless `no_features`).
+        - `training_proportion`: scalar, `(t // (L * N_mb)) / (N_updates - 1)`
+          (see `lorl_optim.open_proportions`); required unless ablated.
+        - `batch_proportion`: scalar, `((t // N_mb) % L) / (L - 1)`; required unless
+          ablated.
+        - `layer_proportions`: pytree like `params`, a scalar per leaf,
+          `i / (n_layers - 1)` for the i-th dense layer of its network; required unless
+          ablated.
+        - `dormancy`: pytree like `params`, each leaf broadcastable to the parameter leaf
+          (the tau = 0 score of the downstream neuron, shape `(out,)` for a kernel
+          `(in, out)` and its bias); required unless ablated.
+        - `actor_mask`: pytree like `params`, a bool per leaf (True for actor leaves);
+          required with stochasticity or `separated`.
+        - `key`: PRNG key for the actor noise; required with stochasticity. The update is
+          deterministic given the key.
+
+        **Returns:**
+
+        `(updates, new_state)` with `updates = -u`, to be added to the parameters.
+        """
+        owner = "OPEN"
+        state = check_state(state, owner, self.n_slots)
+        layout = state.layout
+        dtype = layout.dtype
+        dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
+        g = layout.ravel(grads, "grads").astype(dtype)
+        like = "a pytree with the same structure as the parameters"
+
+        n_mom = len(BETAS)
+        betas = jnp.asarray(BETAS, dtype)[:, None]
+        m = betas * state.slots[:n_mom] + (1.0 - betas) * g[None]
+        rows = []
+        if not self.no_features:
+            params = require(params, "params", owner, "the current agent parameters")
+            rows.append(layout.ravel(params, "params").astype(dtype)[None])
+        rows += [jnp.sign(m), jnp.log(jnp.abs(m) + LOG_EPS), jnp.sign(g)[None]]
+        rows.append(jnp.log(jnp.abs(g) + LOG_EPS)[None])
+        raw = jnp.concatenate(rows, axis=0)
+        inv_rms = jax.lax.rsqrt(NORM_EPS + layout.segment_mean(raw * raw))
+        features = [raw * layout.expand(inv_rms)]
+
+        n = layout.size
+        if self.use_training_proportion:
+            tp = scalar_context(training_proportion, "training_proportion", owner, dtype)
+            features.append(jnp.full((1, n), tp, dtype))
+        if self.use_layer_proportion:
+            lp = require(
+                layer_proportions,
+                "layer_proportions",
+                owner,
+                f"{like}, a scalar per leaf: i / (n_layers - 1) for the i-th dense layer",
+            )
+            features.append(layout.broadcast_leaves(lp, "layer_proportions", "a scalar per leaf", dtype)[None])
+        if self.use_batch_proportion:
+            bp = scalar_context(batch_proportion, "batch_proportion", owner, dtype)
+            features.append(jnp.full((1, n), bp, dtype))
+        if self.use_dormancy:
+            dorm = require(
+                dormancy,
+                "dormancy",
+                owner,
+                f"{like}, each leaf broadcastable to the parameter leaf (the downstream "
+                "neuron's score: shape (out,) for a kernel (in, out) and for its bias)",
+            )
+            features.append(
+                layout.broadcast_leaves(dorm, "dormancy", "shape (out,) per (in, out) kernel", dtype)[None]
+            )
+        x = jnp.concatenate(features, axis=0)
+
+        extra = []
+        if self.use_stochasticity or self.separated:
+            mask = require(
+                actor_mask, "actor_mask", owner, f"{like}, a bool per leaf (True = actor)"
+            )
+            mask_flat = layout.broadcast_leaves(mask, "actor_mask", "a bool per leaf", dtype)
+            if self.separated:
+                extra.append(mask_flat[None])
+            if self.use_stochasticity:
+                key = require(key, "key", owner, "a PRNG key for the actor's update noise")
+                eps = jax.random.normal(key, (n,), dtype)
+                extra.append((eps * mask_flat)[None])
+
+        h = state.slots[n_mom:]
+        u_hat, h_new = chunked_apply(self._columns, (x, h, *extra), self.chunk_size)
+        u = u_hat[0] - jnp.mean(u_hat[0])
+        slots = jnp.concatenate([m, h_new], axis=0)
+        return layout.unravel(-u, dtypes), LearnedOptimizerState(slots, layout)

@@ -1,0 +1,164 @@
+"""Optim4RL (Lan et al., "Learning to Optimize for Reinforcement Learning"), paper version."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+
+from ._base import AbstractLearnedOptimizer, LearnedOptimizerState, check_state
+from ._layout import ParamLayout
+from ._nn import GRU, MLP, chunked_apply, count_flops
+
+# Column chunk of the flat per-parameter computation (keeps intermediates in cache);
+# chosen by measurement in tools/bench_optim.py, see docs/optim/benchmark.md.
+DEFAULT_CHUNK = 8192
+
+
+def straight_through_sign(t: Float[Array, "*s"]) -> Float[Array, "*s"]:
+    """`2 * (t >= 0) - 1` in the forward pass, identity gradient in the backward pass.
+
+    Algorithm 1 of Optim4RL: `stop_gradient(2 (t >= 0) - 1 - t) + t`.
+    """
+    hard = jnp.where(t >= 0, 1.0, -1.0).astype(t.dtype)
+    return jax.lax.stop_gradient(hard - t) + t
+
+
+def process_gradient(g: Float[Array, " n"], clip: float, eps: float) -> tuple[Array, Array, Array]:
+    """Clip (if `clip > 0`), stop the gradient, and return `(g, sign(g), log(|g| + eps))`."""
+    if clip > 0:
+        g = jnp.clip(g, -clip, clip)
+    g = jax.lax.stop_gradient(g)
+    return g, jnp.sign(g), jnp.log(jnp.abs(g) + eps)
+
+
+class Optim4RL(AbstractLearnedOptimizer):
+    """Optim4RL, the paper version (Lan et al., Section 5 and Algorithm 1).
+
+    Per scalar gradient `g` (all values from Algorithm 1 / Appendix A):
+
+    ```
+    g = clip(g, -c, c)                       # c = 1
+    g_sign = sg(sign(g)); g_log = sg(log(|g| + 1e-18))
+    h1 = GRU1(h1, [g_sign, g_log]); o1, o2 = MLP1(h1)
+    m_sign = straight_through_sign(tanh(o1 + b))          # b = 1
+    m = g_sign * m_sign * exp(o2)
+    h2 = GRU2(h2, 2 g_log);  o3 = MLP2(h2);  v = exp(o3)
+    delta_theta = -alpha * m / sqrt(v + 1e-18)
+    ```
+    GRUs have hidden size 8, MLPs hidden sizes [16, 16] with ReLU (Appendix A): 1,403
+    meta-parameters. `delta_theta` is returned as the optax update (it is added to the
+    parameters). Gradients enter only as stop-gradient inputs, so meta-gradients need no
+    second derivatives of the agent loss.
+
+    State: 16 floats per agent parameter (rows 0-7 `h1`, rows 8-15 `h2`).
+
+    The later revision in the public Optim4RL code (raw g and g^2 inputs, no hidden MLP
+    layers, no straight-through sign) is not provided.
+    """
+
+    gru1: GRU
+    mlp1: MLP
+    gru2: GRU
+    mlp2: MLP
+    learning_rate: float = eqx.field(static=True)
+    clip: float = eqx.field(static=True)  # c = 1, Algorithm 1
+    sign_bias: float = eqx.field(static=True)  # b = 1, Algorithm 1
+    eps1: float = eqx.field(static=True)  # 1e-18, Algorithm 1
+    eps2: float = eqx.field(static=True)  # 1e-18, Algorithm 1
+    chunk_size: int = eqx.field(static=True)
+
+    def __init__(
+        self,
+        learning_rate: float,
+        *,
+        hidden_size: int = 8,
+        mlp_widths: tuple[int, ...] = (16, 16),
+        clip: float = 1.0,
+        chunk_size: int = DEFAULT_CHUNK,
+        key: PRNGKeyArray,
+    ):
+        """**Arguments:**
+
+        - `learning_rate`: the agent learning rate `alpha` (Optim4RL A2C gridworlds:
+          1e-2 small_dense_short, 3e-3 big_dense_long, Appendix C.3; OPEN's MinAtar runs:
+          0.1 x the Adam learning rate, OPEN Appendix C.2; see `lorl_optim.baselines`).
+        - `hidden_size`, `mlp_widths`: 8 and (16, 16) in the paper (Appendix A); OPEN's
+          multi-task experiment doubles them (16, (32, 32); OPEN Appendix B.5).
+        - `clip`: element-wise gradient clip `c` (1 in Algorithm 1; 0 disables).
+        - `chunk_size`: columns per chunk of the flat computation (speed only).
+        - `key`: PRNG key for the initial meta-parameters (see `lorl_optim` init notes).
+        """
+        k1, k2, k3, k4 = jax.random.split(key, 4)
+        self.gru1 = GRU.init(2, hidden_size, key=k1)
+        self.mlp1 = MLP.init(hidden_size, mlp_widths, 2, layer_norm=False, key=k2)
+        self.gru2 = GRU.init(1, hidden_size, key=k3)
+        self.mlp2 = MLP.init(hidden_size, mlp_widths, 1, layer_norm=False, key=k4)
+        self.learning_rate = learning_rate
+        self.clip = clip
+        self.sign_bias = 1.0
+        self.eps1 = 1e-18
+        self.eps2 = 1e-18
+        self.chunk_size = chunk_size
+
+    @property
+    def n_slots(self) -> int:
+        return self.gru1.hidden_size + self.gru2.hidden_size
+
+    def flops_per_parameter(self) -> int:
+        """Matmul FLOPs per agent parameter and step (2 per weight entry)."""
+        return count_flops((self.gru1, self.mlp1, self.gru2, self.mlp2))
+
+    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
+        layout = ParamLayout.from_tree(params)
+        return LearnedOptimizerState(
+            jnp.zeros((self.n_slots, layout.size), layout.dtype), layout
+        )
+
+    def _columns(
+        self, x: Float[Array, "2 c"], h: Float[Array, "s c"]
+    ) -> tuple[Float[Array, "1 c"], Float[Array, "s c"]]:
+        f1 = self.gru1.hidden_size
+        g_sign, g_log = x[0:1], x[1:2]
+        h1 = self.gru1(x[0:2], h[:f1])
+        o = self.mlp1(h1)
+        m_sign = straight_through_sign(jnp.tanh(o[0:1] + self.sign_bias))
+        m = g_sign * m_sign * jnp.exp(o[1:2])
+        h2 = self.gru2(2.0 * g_log, h[f1:])
+        v = jnp.exp(self.mlp2(h2))
+        delta = -self.learning_rate * m / jnp.sqrt(v + self.eps2)
+        return delta, jnp.concatenate([h1, h2], axis=0)
+
+    def update(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None = None,
+        *,
+        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
+        training_proportion: Float[ArrayLike, ""] | None = None,
+        batch_proportion: Float[ArrayLike, ""] | None = None,
+        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
+        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
+        key: PRNGKeyArray | None = None,
+    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
+        """One Optim4RL step (uses only `grads`; all context is ignored).
+
+        **Arguments:**
+
+        - `grads`: gradients, same tree as at `init`.
+        - `state`: the optimizer state.
+        - `params` and the context keywords: ignored.
+
+        **Returns:**
+
+        `(updates, new_state)`; `updates` = `delta_theta`, to be added to the parameters.
+        """
+        state = check_state(state, "Optim4RL", self.n_slots)
+        layout = state.layout
+        dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
+        g = layout.ravel(grads, "grads").astype(layout.dtype)
+        _, g_sign, g_log = process_gradient(g, self.clip, self.eps1)
+        x = jnp.stack([g_sign, g_log])
+        delta, slots = chunked_apply(self._columns, (x, state.slots), self.chunk_size)
+        updates = layout.unravel(delta[0], dtypes)
+        return updates, LearnedOptimizerState(slots, layout)
