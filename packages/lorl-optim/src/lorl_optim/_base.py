@@ -40,10 +40,6 @@ class LearnedOptimizerState(eqx.Module):
     layout: ParamLayout = eqx.field(static=True)
 
 
-def _is_concrete_array(x: Any) -> bool:
-    return isinstance(x, jax.Array | np.ndarray) and not isinstance(x, jax.core.Tracer)
-
-
 class AbstractLearnedOptimizer(eqx.Module):
     """A learned optimizer: its fields are the meta-parameters.
 
@@ -61,16 +57,6 @@ class AbstractLearnedOptimizer(eqx.Module):
     - `actor_mask`: pytree like the parameters, a bool per leaf (True for actor leaves).
     - `key`: a PRNG key (for optimizers with stochastic updates).
     """
-
-    def __check_init__(self) -> None:
-        # Concrete meta-parameters (not tracers under jit/vmap/grad) are checked for NaN/inf
-        # at construction: a non-finite meta-parameter would silently poison every update.
-        for path, leaf in jax.tree_util.tree_leaves_with_path(eqx.filter(self, eqx.is_array)):
-            if _is_concrete_array(leaf) and not bool(np.all(np.isfinite(np.asarray(leaf)))):
-                raise ValueError(
-                    f"{type(self).__name__}: meta-parameter {jax.tree_util.keystr(path)} "
-                    "contains NaN or inf; meta-parameters must be finite."
-                )
 
     @abc.abstractmethod
     def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
