@@ -1,7 +1,7 @@
 """Brax environments behind the gymnax 1.x interface (needs the `brax` extra)."""
 
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 import equinox as eqx
 import jax
@@ -61,7 +61,14 @@ class BraxEnv:
         self.episode_length = episode_length
         with _lenient():
             self._env = brax.envs.get_environment(name, backend=backend, **kwargs)
-            self._obs_size = int(self._env.observation_size)
+            obs_size = self._env.observation_size
+        if not isinstance(obs_size, int):
+            raise ValueError(
+                f"Brax environment {name!r} has structured observations {obs_size!r}; only "
+                "flat vector observations are supported"
+            )
+        self._obs_size = obs_size
+        with _lenient():
             self._action_size = int(self._env.action_size)
 
     @property
@@ -90,7 +97,7 @@ class BraxEnv:
         """
         with _lenient():
             brax_state = self._env.reset(key)
-        return brax_state.obs, BraxEnvState(brax_state, jnp.asarray(0, jnp.int32))
+        return cast(Array, brax_state.obs), BraxEnvState(brax_state, jnp.asarray(0, jnp.int32))
 
     def step(
         self,
@@ -131,6 +138,6 @@ class BraxEnv:
         reset_obs, reset_state = self.reset(key, params)
         stepped = BraxEnvState(next_state, time)
         new_state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, stepped)
-        obs = jnp.where(done, reset_obs, next_state.obs)
+        obs = jnp.where(done, reset_obs, cast(Array, next_state.obs))
         reward = next_state.reward.astype(jnp.float32)
         return obs, new_state, reward, terminated, truncated, {}

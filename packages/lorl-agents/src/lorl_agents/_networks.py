@@ -21,6 +21,7 @@ def _activation(name: str) -> Callable[[Array], Array]:
     return _ACTIVATIONS[name]
 
 
+@jax.jit
 def _orthonormal_columns(a: Float[Array, "rows cols"]) -> Float[Array, "rows cols"]:
     """Gram-Schmidt with one re-orthogonalisation pass (CGS2), column by column.
 

@@ -1,0 +1,104 @@
+"""Networks: initialisation, shapes, context trees, dormancy on a hand-built network."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lorl_agents as la
+
+
+@pytest.mark.parametrize("shape", [(64, 400), (64, 64), (3, 64), (1, 16)])
+def test_orthogonal_init_is_orthogonal(shape):
+    w = la.orthogonal_init(shape, 2.0, key=jax.random.key(1))
+    out_f, in_f = shape
+    gram = w @ w.T if out_f <= in_f else w.T @ w
+    np.testing.assert_allclose(gram, 4.0 * np.eye(min(shape)), atol=1e-4)
+
+
+@pytest.mark.timeout(120)
+def test_network_init_vmaps_over_seeds_without_deadlock():
+    keys = jax.random.split(jax.random.key(0), 4)
+    nets = eqx.filter_vmap(
+        lambda k: la.PPONetwork((10, 10, 4), 3, continuous=False, key=k)
+    )(keys)
+    w = nets.actor[0].weight  # (4 seeds, 64, 400)
+    assert w.shape == (4, 64, 400)
+    single = la.PPONetwork((10, 10, 4), 3, continuous=False, key=keys[2])
+    np.testing.assert_allclose(w[2], single.actor[0].weight, atol=1e-5)
+    assert not np.allclose(w[0], w[1])
+
+
+def test_ppo_network_init_and_shapes():
+    net = la.PPONetwork((4,), 2, continuous=False, width=8, key=jax.random.key(0))
+    head = net.actor[-1].weight
+    np.testing.assert_allclose(head @ head.T, 1e-4 * np.eye(2), atol=1e-7)  # gain 0.01
+    for layer in net.actor + net.critic:
+        assert layer.bias is not None
+        np.testing.assert_array_equal(layer.bias, 0.0)
+    logits, value, acts = net(jnp.ones(4))
+    assert logits.shape == (2,) and value.shape == ()
+    assert [a.shape for a in acts] == [(8,), (8,), (2,), (8,), (8,), (1,)]
+    assert net.layer_names() == (
+        "actor/0", "actor/1", "actor/2", "critic/0", "critic/1", "critic/2"
+    )  # fmt: skip
+
+
+def _leaves(tree):
+    return jax.tree.leaves(eqx.filter(tree, eqx.is_array))
+
+
+def test_context_trees_match_params_continuous():
+    net = la.PPONetwork((3,), 2, continuous=True, width=4, n_hidden=2, key=jax.random.key(0))
+    params = eqx.filter(net, eqx.is_inexact_array)
+    _, _, acts = jax.vmap(net)(jnp.ones((5, 3)))
+    dorm = eqx.filter(net.dormancy(acts), eqx.is_array)
+    lp = eqx.filter(net.layer_proportions(), eqx.is_array)
+    am = eqx.filter(net.actor_mask(), eqx.is_array)
+    for tree in (dorm, lp, am):
+        assert jax.tree.structure(tree) == jax.tree.structure(params)
+    for d, p in zip(jax.tree.leaves(dorm), jax.tree.leaves(params), strict=True):
+        assert d.shape == p.shape
+    # actor: 3 layers (w, b each) then log_std; critic: 3 layers. Leaf order follows fields.
+    lp_values = [float(x) for x in jax.tree.leaves(lp)]
+    assert lp_values == [0, 0, 0.5, 0.5, 1, 1, 0, 0, 0.5, 0.5, 1, 1, 1]
+    am_values = [bool(x) for x in jax.tree.leaves(am)]
+    assert am_values == [True] * 6 + [False] * 6 + [True]
+
+
+def test_a2c_network_cnn_channels_last_and_context():
+    net = la.A2CNetwork((5, 4, 3), 9, torso="cnn", key=jax.random.key(0))
+    logits, value, acts = net(jnp.ones((5, 4, 3)))
+    assert logits.shape == (9,) and value.shape == ()
+    assert [a.shape for a in acts] == [(5, 4, 16), (32,), (9,), (1,)]
+    lp = [float(x) for x in _leaves(net.layer_proportions())]
+    assert lp == [0, 0, 0.5, 0.5, 1, 1, 1, 1]
+    am = [bool(x) for x in _leaves(net.actor_mask())]
+    assert am == [True] * 6 + [False] * 2
+    with pytest.raises(ValueError, match="channels-last"):
+        la.A2CNetwork((20,), 9, torso="cnn", key=jax.random.key(0))
+
+
+def test_neuron_scores_and_dormant_fraction_hand_computed():
+    # batch of 2, 4 neurons: mean |h| = [1, 0, 3, 0] -> mean 1 -> scores [1, 0, 3, 0]
+    h = jnp.array([[1.0, 0.0, 2.0, 0.0], [-1.0, 0.0, 4.0, 0.0]])
+    np.testing.assert_allclose(la.neuron_scores(h, eps=0.0), [1.0, 0.0, 3.0, 0.0])
+    np.testing.assert_allclose(la.dormant_fraction(h, tau=0.0), 0.5)
+    np.testing.assert_allclose(la.dormant_fraction(h, tau=1.0), 0.75)  # 1 <= 1 counts
+    np.testing.assert_allclose(la.dormant_fraction(jnp.zeros((3, 2))), 1.0)
+
+
+def test_dormancy_on_hand_built_network():
+    """A ReLU net whose first hidden neuron never fires: its weights, bias and (nothing
+    else) get score ~0; the metric counts 1 of 2 hidden neurons as dormant."""
+    net = la.PPONetwork((2,), 2, continuous=False, width=2, n_hidden=1, key=jax.random.key(0))
+    w1 = jnp.array([[-1.0, -1.0], [1.0, 2.0]])  # neuron 0: relu(-x0 - x1) = 0 for x >= 0
+    net = eqx.tree_at(lambda n: n.actor[0].weight, net, w1)
+    obs = jnp.array([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
+    _, _, acts = jax.vmap(net)(obs)
+    # neuron 1: relu(x0 + 2 x1) = [1, 2, 6] -> mean 3; neuron 0 mean 0 -> scores [0, 2]
+    dorm = net.dormancy(acts)
+    np.testing.assert_allclose(dorm.actor[0].weight, [[0.0, 0.0], [2.0, 2.0]], atol=1e-9)
+    np.testing.assert_allclose(dorm.actor[0].bias, [0.0, 2.0], atol=1e-9)
+    assert float(la.dormant_fraction(acts[0])) == 0.5

@@ -1,0 +1,193 @@
+"""PPO: learning on CartPole, optimizer context, vmapping, no re-tracing, clean errors."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lorl_agents as la
+
+TINY = la.PPOConfig.cartpole(n_envs=4, n_steps=8, total_timesteps=3 * 32, n_minibatches=2, n_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return la.make_env("CartPole-v1")
+
+
+def test_ppo_learns_cartpole(cartpole):
+    """A short, fixed-seed run: random play lasts ~22 steps; PPO gets far past it."""
+    env, params = cartpole
+    config = la.PPOConfig.cartpole(total_timesteps=60_000)
+    result = la.PPO(config).train(env, params, optax.adam(2.5e-4), key=jax.random.key(0))
+    returns = np.asarray(result.metrics["episode_return"])
+    first, last = np.nanmean(returns[:5]), np.nanmean(returns[-15:])
+    assert first < 40.0
+    assert last > 150.0, (first, last)
+    assert float(result.final_return) > 100.0
+    assert result.metrics["dormancy"].shape == (config.n_updates, 6)
+    assert not np.any(np.asarray(result.metrics["nonfinite"]))
+
+
+class RecordingOptimizer(eqx.Module):
+    """SGD that records the learned-optimizer context it receives."""
+
+    lr: jax.Array
+    n_steps: int = eqx.field(static=True)
+
+    def init(self, params):
+        zeros = jnp.zeros((self.n_steps,), jnp.float32)
+        return (jnp.asarray(0, jnp.int32), zeros, zeros, jnp.zeros((self.n_steps, 2), jnp.uint32))
+
+    def update(self, grads, state, params, *, dormancy, training_proportion, batch_proportion,
+               layer_proportions, actor_mask, key):  # fmt: skip
+        t, tp, bp, keys = state
+        # Context trees must have the parameters' structure.
+        assert jax.tree.structure(dormancy) == jax.tree.structure(params)
+        assert jax.tree.structure(layer_proportions) == jax.tree.structure(params)
+        assert jax.tree.structure(actor_mask) == jax.tree.structure(params)
+        for d, p in zip(jax.tree.leaves(dormancy), jax.tree.leaves(params), strict=True):
+            assert d.shape == p.shape
+        tp = tp.at[t].set(training_proportion)
+        bp = bp.at[t].set(batch_proportion)
+        keys = keys.at[t].set(jax.random.key_data(key))
+        updates = jax.tree.map(lambda g: -self.lr * g, grads)
+        return updates, (t + 1, tp, bp, keys)
+
+
+def test_optimizer_receives_open_context(cartpole):
+    env, params = cartpole
+    agent = la.PPO(TINY)
+    n_steps = TINY.n_updates * TINY.n_epochs * TINY.n_minibatches  # 3 * 2 * 2
+    opt = RecordingOptimizer(jnp.asarray(0.01), n_steps)
+    state = agent.init(env, params, opt, key=jax.random.key(0))
+    step = eqx.filter_jit(agent.step)
+    for _ in range(TINY.n_updates):
+        state, _ = step(state, env, params, opt)
+    t, tp, bp, keys = state.opt_state
+    assert int(t) == n_steps
+    # training proportion (t // (L * N_mb)) / (N_updates - 1); batch ((t // N_mb) % L) / (L - 1)
+    np.testing.assert_allclose(tp, [0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5, 1, 1, 1, 1])
+    np.testing.assert_allclose(bp, [0, 0, 1, 1] * 3)
+    assert len({tuple(k) for k in np.asarray(keys)}) == n_steps  # a fresh key each step
+
+
+def test_step_does_not_retrace(cartpole):
+    env, params = cartpole
+    agent = la.PPO(TINY)
+    opt = optax.adam(1e-3)
+    state = agent.init(env, params, opt, key=jax.random.key(0))
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def step(state):
+        return agent.step(state, env, params, opt)
+
+    for _ in range(3):
+        state, metrics = step(state)
+    assert int(state.update) == 3
+
+    @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
+    def train(key):
+        return agent.train(env, params, opt, key=key)
+
+    train(jax.random.key(1))
+    train(jax.random.key(2))
+
+
+@pytest.mark.timeout(300)
+def test_train_vmaps_over_seeds_and_optimizer_hyperparameters(cartpole):
+    env, params = cartpole
+    agent = la.PPO(TINY)
+    keys = jax.random.split(jax.random.key(0), 3)
+    opt = optax.adam(1e-3)
+    results = jax.vmap(lambda k: agent.train(env, params, opt, key=k))(keys)
+    la.check_finite(results)
+    assert results.metrics["total_loss"].shape == (3, TINY.n_updates)
+    single = agent.train(env, params, opt, key=keys[1])
+    np.testing.assert_allclose(
+        results.metrics["total_loss"][1], single.metrics["total_loss"], rtol=1e-4, atol=1e-5
+    )
+    assert not np.allclose(results.metrics["total_loss"][0], results.metrics["total_loss"][1])
+
+    # Over a meta-parameter: the learning rate. lr = 0 leaves the network untouched.
+    init_net = agent.make_network(env, params, key=jax.random.key(5))
+    lrs = jnp.array([0.0, 0.01])
+    nets = jax.vmap(
+        lambda lr: agent.train(
+            env, params, RecordingOptimizer(lr, 12), init_net, key=jax.random.key(3)
+        ).network
+    )(lrs)
+    w = nets.actor[0].weight
+    np.testing.assert_array_equal(w[0], init_net.actor[0].weight)
+    assert not np.allclose(w[1], init_net.actor[0].weight)
+
+
+def test_nonfinite_updates_are_reported_with_the_update_index(cartpole):
+    env, params = cartpole
+    per_update = TINY.n_epochs * TINY.n_minibatches  # 4 optimizer steps per update
+
+    def init(params):
+        return jnp.asarray(0, jnp.int32)
+
+    def update(grads, count, params=None):
+        bad = count >= per_update + 1  # second optimizer step of update 1
+        scale = jnp.where(bad, jnp.nan, -1e-3)
+        return jax.tree.map(lambda g: scale * g, grads), count + 1
+
+    bad_opt = optax.GradientTransformation(init, update)
+    with pytest.raises(la.NonFiniteUpdateError, match="update 1"):
+        la.PPO(TINY).train(env, params, bad_opt, key=jax.random.key(0))
+    # Under vmap the run cannot raise; the index is in the result.
+    keys = jax.random.split(jax.random.key(0), 2)
+    out = jax.vmap(lambda k: la.PPO(TINY).train(env, params, bad_opt, key=k))(keys)
+    np.testing.assert_array_equal(out.first_nonfinite_update, [1, 1])
+    with pytest.raises(la.NonFiniteUpdateError, match="update 1"):
+        la.check_finite(out)
+
+
+def test_continuous_actions_gaussian_policy():
+    env, params = la.make_env("Pendulum-v1")
+    config = la.PPOConfig(n_envs=4, n_steps=8, total_timesteps=64, n_minibatches=2, n_epochs=1,
+                          width=16, activation="tanh")  # fmt: skip
+    result = la.PPO(config).train(env, params, optax.adam(1e-2), key=jax.random.key(0))
+    net = result.network
+    assert net.continuous and net.log_std is not None and net.log_std.shape == (1,)
+    assert not np.allclose(net.log_std, 0.0)  # the log-std is trained
+    assert np.all(np.isfinite(np.asarray(result.metrics["total_loss"])))
+
+
+def test_bad_configs_and_inputs(cartpole):
+    env, params = cartpole
+    with pytest.raises(ValueError, match="does not divide into n_minibatches"):
+        la.PPOConfig(n_envs=4, n_steps=10, n_minibatches=3)
+    with pytest.raises(ValueError, match="less than one update"):
+        la.PPOConfig(n_envs=64, n_steps=128, total_timesteps=100)
+    with pytest.raises(ValueError, match="unknown environment 'Breakout'"):
+        la.make_env("Breakout")
+    with pytest.raises(TypeError, match="optimizer must be"):
+        la.PPO(TINY).train(env, params, "adam", key=jax.random.key(0))
+    # A network built for another environment.
+    breakout, b_params = la.make_env("Breakout-MinAtar")
+    net = la.PPO(TINY).make_network(breakout, b_params, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="observation mismatch"):
+        la.PPO(TINY).train(env, params, optax.adam(1e-3), net, key=jax.random.key(0))
+    other = la.PPONetwork((4,), 3, continuous=False, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="action mismatch"):
+        la.PPO(TINY).train(env, params, optax.adam(1e-3), other, key=jax.random.key(0))
+
+
+def test_paper_adam_values():
+    assert la.PAPER_ADAM["breakout"] == (0.01, 0.9, 0.99, True)
+    config = la.PPOConfig.minatar()
+    schedule = la.linear_annealing(0.01, config)
+    per_update = config.n_epochs * config.n_minibatches
+    np.testing.assert_allclose(schedule(jnp.asarray(per_update - 1)), 0.01)
+    np.testing.assert_allclose(
+        schedule(jnp.asarray(per_update * 10)), 0.01 * (1 - 10 / config.n_updates), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="no tuned values"):
+        la.paper_adam("pong", config)
