@@ -20,9 +20,7 @@ def test_orthogonal_init_is_orthogonal(shape):
 @pytest.mark.timeout(120)
 def test_network_init_vmaps_over_seeds_without_deadlock():
     keys = jax.random.split(jax.random.key(0), 4)
-    nets = eqx.filter_vmap(
-        lambda k: la.PPONetwork((10, 10, 4), 3, continuous=False, key=k)
-    )(keys)
+    nets = eqx.filter_vmap(lambda k: la.PPONetwork((10, 10, 4), 3, continuous=False, key=k))(keys)
     w = nets.actor[0].weight  # (4 seeds, 64, 400)
     assert w.shape == (4, 64, 400)
     single = la.PPONetwork((10, 10, 4), 3, continuous=False, key=keys[2])
