@@ -9,7 +9,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from ._base import AbstractLearnedOptimizer, LearnedOptimizerState, check_state
 from ._layout import ParamLayout
-from ._nn import GRU, MLP, chunked_apply, count_flops
+from ._nn import GRU, MLP, column_map, count_flops
 from ._optim4rl import DEFAULT_CHUNK, process_gradient
 
 
@@ -70,11 +70,12 @@ class LinearOptim(AbstractLearnedOptimizer):
         )
 
     def _columns(
-        self, x: Float[Array, "3 c"], h: Float[Array, "s c"]
-    ) -> tuple[Float[Array, "1 c"], Float[Array, "s c"]]:
-        h = self.gru(x[1:3], h)
+        self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
+    ) -> tuple[Float[Array, "s c"], Float[Array, "1 c"]]:
+        g, g_sign, g_log = process_gradient(g, self.clip, self.eps)
+        h = self.gru(jnp.concatenate([g_sign, g_log], axis=0), h)
         o = self.mlp(h)
-        return -self.learning_rate * (o[0:1] * x[0:1] + o[1:2]), h
+        return h, -self.learning_rate * (o[0:1] * g + o[1:2])
 
     def update(
         self,
@@ -104,16 +105,19 @@ class LinearOptim(AbstractLearnedOptimizer):
         state = check_state(state, "LinearOptim", self.gru.hidden_size)
         layout = state.layout
         dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
-        g = layout.ravel(grads, "grads").astype(layout.dtype)
-        g, g_sign, g_log = process_gradient(g, self.clip, self.eps)
-        x = jnp.stack([g, g_sign, g_log])
-        delta, slots = chunked_apply(self._columns, (x, state.slots), self.chunk_size)
+        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
+        slots, delta = column_map(
+            lambda start, xs, cs: self._columns(xs[0], cs[0]),
+            (g,),
+            (state.slots, jnp.zeros_like(g)),
+            self.chunk_size,
+        )
         return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)
 
 
 def l2l_preprocess(
-    g: Float[Array, " n"], p: float, eps: float
-) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    g: Float[Array, "*s"], p: float, eps: float
+) -> tuple[Float[Array, "*s"], Float[Array, "*s"]]:
     """Andrychowicz et al. (2016) input preprocessing, as specified for L2LGD2.
 
     `[log(|g| + eps) / p, sign(g)]` if `log(|g| + eps) / p >= -1`, else `[-1, e^p * g]`.
@@ -184,11 +188,13 @@ class L2LGD2(AbstractLearnedOptimizer):
         )
 
     def _columns(
-        self, x: Float[Array, "3 c"], h: Float[Array, "s c"]
-    ) -> tuple[Float[Array, "1 c"], Float[Array, "s c"]]:
-        h = self.gru(x[1:3], h)
+        self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
+    ) -> tuple[Float[Array, "s c"], Float[Array, "1 c"]]:
+        g, _, _ = process_gradient(g, self.clip, self.eps)
+        first, second = l2l_preprocess(g, self.preprocess_p, self.eps)
+        h = self.gru(jnp.concatenate([first, second], axis=0), h)
         o = self.mlp(h)
-        return -self.learning_rate * jnp.exp(o) * x[0:1], h
+        return h, -self.learning_rate * jnp.exp(o) * g
 
     def update(
         self,
@@ -218,9 +224,11 @@ class L2LGD2(AbstractLearnedOptimizer):
         state = check_state(state, "L2LGD2", self.gru.hidden_size)
         layout = state.layout
         dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
-        g = layout.ravel(grads, "grads").astype(layout.dtype)
-        g, _, _ = process_gradient(g, self.clip, self.eps)
-        first, second = l2l_preprocess(g, self.preprocess_p, self.eps)
-        x = jnp.stack([g, first, second])
-        delta, slots = chunked_apply(self._columns, (x, state.slots), self.chunk_size)
+        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
+        slots, delta = column_map(
+            lambda start, xs, cs: self._columns(xs[0], cs[0]),
+            (g,),
+            (state.slots, jnp.zeros_like(g)),
+            self.chunk_size,
+        )
         return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)

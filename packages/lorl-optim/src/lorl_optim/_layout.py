@@ -145,3 +145,25 @@ class ParamLayout:
             jnp.broadcast_to(v[:, i : i + 1], (k, s)) for i, s in enumerate(self.sizes)
         ]
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+
+    def leaf_ids(self, start: Any, size: int) -> Array:
+        """Leaf index of columns `start, ..., start + size - 1` (int32), from the static
+        offsets (no stored per-column array)."""
+        cols = start + jnp.arange(size, dtype=jnp.int32)
+        ids = jnp.zeros((size,), jnp.int32)
+        for offset in self.offsets[1:]:
+            ids = ids + (cols >= offset).astype(jnp.int32)
+        return ids
+
+    def one_hot(self, start: Any, size: int, dtype: Any) -> Array:
+        """`(n_leaves, size)` one-hot leaf membership of a column chunk."""
+        ids = self.leaf_ids(start, size)
+        return (ids[None, :] == jnp.arange(self.n_leaves, dtype=jnp.int32)[:, None]).astype(dtype)
+
+    def per_leaf(self, tree: Any, what: str, expected: str, dtype: Any) -> tuple[bool, Array]:
+        """Per-leaf context as `(True, table (n_leaves,))` when every leaf is a scalar, else
+        `(False, flat (n,))` via `broadcast_leaves`."""
+        leaves, treedef = jax.tree.flatten(tree)
+        if treedef == self.treedef and all(jnp.ndim(x) == 0 for x in leaves):
+            return True, jnp.stack([jnp.asarray(x).astype(dtype) for x in leaves])
+        return False, self.broadcast_leaves(tree, what, expected, dtype)

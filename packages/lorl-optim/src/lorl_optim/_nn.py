@@ -11,6 +11,7 @@ a batched QR under `vmap` deadlocked on this machine (architecture notes, pitfal
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -146,34 +147,64 @@ def count_flops(module: eqx.Module) -> int:
     )
 
 
-def chunked_apply(
+def column_map(
     fn: Callable[..., tuple[Array, ...]],
-    inputs: tuple[Float[Array, "_ n"], ...],
+    inputs: tuple[Array, ...],
+    carry: tuple[Array, ...],
     chunk_size: int,
 ) -> tuple[Array, ...]:
-    """Apply a column-wise `fn` to features-major inputs in column chunks of `chunk_size`.
+    """Run a column-wise computation over features-major arrays, one column chunk at a time.
 
-    Each input is `(k_i, n)`; `fn` maps chunks `(k_i, c)` to outputs `(k_j, c)`. Chunking
-    keeps the intermediates of the tiny per-parameter network in cache. `n` is padded with
-    zeros to a multiple of `chunk_size` (every column is independent, so the padding
-    columns cannot affect real ones) and the padding is cut from the outputs. With
-    `n <= chunk_size` this is one plain call.
+    `inputs` are `(k_i, n)` arrays (read only); `carry` are `(k_j, n)` output buffers.
+    For each chunk of at most `chunk_size` columns starting at column `start`,
+    `fn(start, input_chunks, carry_chunks)` returns the new carry chunks, which are written
+    back in place. A buffer may be the array the old values come from (e.g. the optimizer
+    state): a chunk is read before it is overwritten, and no other chunk reads it.
+
+    Every intermediate of the per-parameter network then lives in cache, and no full-size
+    temporary is allocated: on this machine both mattered more than the matmuls themselves
+    (docs/optim/benchmark.md). Full chunks run in a `fori_loop` (reverse-differentiable,
+    vmappable); a last partial chunk runs once after it with its own static size.
     """
-    n = inputs[0].shape[1]
-    if n <= chunk_size:
-        return fn(*inputs)
-    n_chunks = -(-n // chunk_size)
-    pad = n_chunks * chunk_size - n
+    n = (inputs or carry)[0].shape[-1]
+    n_full, tail = divmod(n, chunk_size)
 
-    def to_chunks(x: Array) -> Array:
-        if pad:
-            x = jnp.pad(x, ((0, 0), (0, pad)))
-        return jnp.transpose(jnp.reshape(x, (x.shape[0], n_chunks, chunk_size)), (1, 0, 2))
+    def run(start: Any, size: int, bufs: tuple[Array, ...]) -> tuple[Array, ...]:
+        xs = tuple(jax.lax.dynamic_slice_in_dim(x, start, size, axis=1) for x in inputs)
+        cs = tuple(jax.lax.dynamic_slice_in_dim(b, start, size, axis=1) for b in bufs)
+        ys = fn(start, xs, cs)
+        return tuple(
+            jax.lax.dynamic_update_slice_in_dim(b, y.astype(b.dtype), start, axis=1)
+            for b, y in zip(bufs, ys, strict=True)
+        )
 
-    outs = jax.lax.map(lambda xs: fn(*xs), tuple(to_chunks(x) for x in inputs))
+    bufs = tuple(carry)
+    if n_full == 1 and tail == 0:
+        return run(0, n, bufs)
+    if n_full > 0:
+        bufs = jax.lax.fori_loop(
+            0, n_full, lambda i, b: run(i * chunk_size, chunk_size, b), bufs
+        )
+    if tail:
+        bufs = run(n_full * chunk_size, tail, bufs)
+    return bufs
 
-    def from_chunks(y: Array) -> Array:
-        y = jnp.reshape(jnp.transpose(y, (1, 0, 2)), (y.shape[1], n_chunks * chunk_size))
-        return y[:, :n]
 
-    return tuple(from_chunks(y) for y in outs)
+def column_reduce(
+    fn: Callable[..., Array], inputs: tuple[Array, ...], init: Array, chunk_size: int
+) -> Array:
+    """Sum of `fn(start, input_chunks)` over column chunks (see `column_map`)."""
+    n = inputs[0].shape[-1]
+    n_full, tail = divmod(n, chunk_size)
+
+    def part(start: Any, size: int) -> Array:
+        return fn(start, tuple(jax.lax.dynamic_slice_in_dim(x, start, size, axis=1) for x in inputs))
+
+    total = init
+    if n_full > 0:
+        total = jax.lax.fori_loop(
+            0, n_full, lambda i, acc: acc + part(i * chunk_size, chunk_size), total
+        )
+    if tail:
+        total = total + part(n_full * chunk_size, tail)
+    return total

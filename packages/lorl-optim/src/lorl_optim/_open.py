@@ -1,6 +1,7 @@
 """OPEN (Goldie et al. 2024, "Can Learned Optimization Make RL Less Difficult?")."""
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -16,7 +17,7 @@ from ._base import (
     scalar_context,
 )
 from ._layout import ParamLayout
-from ._nn import GRU, MLP, LayerNorm, Linear, chunked_apply, count_flops
+from ._nn import GRU, MLP, LayerNorm, Linear, column_map, column_reduce, count_flops
 
 # Momentum timescales, spec section 2 / OPEN Appendix B.2.
 BETAS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -373,19 +374,27 @@ class OPEN(AbstractLearnedOptimizer):
             jnp.zeros((self.n_slots, layout.size), layout.dtype), layout
         )
 
-    def _columns(self, x: Array, h: Array, *extra: Array) -> tuple[Array, Array]:
+    def _raw_features(
+        self, g: Float[Array, "1 c"], p: Float[Array, "1 c"] | None, m_old: Float[Array, "6 c"]
+    ) -> tuple[Float[Array, "6 c"], Float[Array, "k c"]]:
+        """New momenta and the (unnormalised) per-tensor features 0-14 (1-14 without p)."""
+        betas = jnp.asarray(BETAS, g.dtype)[:, None]
+        m = betas * m_old + (1.0 - betas) * g
+        rows = [] if p is None else [p]
+        rows += [jnp.sign(m), jnp.log(jnp.abs(m) + LOG_EPS), jnp.sign(g)]
+        rows.append(jnp.log(jnp.abs(g) + LOG_EPS))
+        return m, jnp.concatenate(rows, axis=0)
+
+    def _net(
+        self, x: Float[Array, "i c"], h: Float[Array, "f c"], is_actor: Array | None
+    ) -> tuple[Float[Array, "o c"], Float[Array, "f c"]]:
         o, h_new = self.network(x, h)
-        i = 0
         if self.critic_network is not None:
-            is_actor = extra[i] > 0.5
-            i += 1
+            assert is_actor is not None
             o_critic, h_critic = self.critic_network(x, h)
             o = jnp.where(is_actor, o, o_critic)
             h_new = jnp.where(is_actor, h_new, h_critic)
-        u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
-        if self.use_stochasticity:
-            u_hat = u_hat + self.alpha3 * o[2:3] * extra[i]
-        return u_hat, h_new
+        return o, h_new
 
     def update(
         self,
@@ -434,23 +443,20 @@ class OPEN(AbstractLearnedOptimizer):
         g = layout.ravel(grads, "grads").astype(dtype)
         like = "a pytree with the same structure as the parameters"
 
-        n_mom = len(BETAS)
-        betas = jnp.asarray(BETAS, dtype)[:, None]
-        m = betas * state.slots[:n_mom] + (1.0 - betas) * g[None]
-        rows = []
+        n, n_mom, n_leaves = layout.size, len(BETAS), layout.n_leaves
+        inputs: dict[str, Array] = {"g": g[None]}
         if not self.no_features:
             params = require(params, "params", owner, "the current agent parameters")
-            rows.append(layout.ravel(params, "params").astype(dtype)[None])
-        rows += [jnp.sign(m), jnp.log(jnp.abs(m) + LOG_EPS), jnp.sign(g)[None]]
-        rows.append(jnp.log(jnp.abs(g) + LOG_EPS)[None])
-        raw = jnp.concatenate(rows, axis=0)
-        inv_rms = jax.lax.rsqrt(NORM_EPS + layout.segment_mean(raw * raw))
-        features = [raw * layout.expand(inv_rms)]
+            inputs["p"] = layout.ravel(params, "params").astype(dtype)[None]
 
-        n = layout.size
+        # Context. Per-leaf scalars become (n_leaves,) tables, looked up per column chunk.
+        tables = []  # rows of a (k, n_leaves) table, expanded per chunk by a one-hot matmul
+        tp = bp = None
         if self.use_training_proportion:
             tp = scalar_context(training_proportion, "training_proportion", owner, dtype)
-            features.append(jnp.full((1, n), tp, dtype))
+        if self.use_batch_proportion:
+            bp = scalar_context(batch_proportion, "batch_proportion", owner, dtype)
+        lp_row = None
         if self.use_layer_proportion:
             lp = require(
                 layer_proportions,
@@ -458,10 +464,12 @@ class OPEN(AbstractLearnedOptimizer):
                 owner,
                 f"{like}, a scalar per leaf: i / (n_layers - 1) for the i-th dense layer",
             )
-            features.append(layout.broadcast_leaves(lp, "layer_proportions", "a scalar per leaf", dtype)[None])
-        if self.use_batch_proportion:
-            bp = scalar_context(batch_proportion, "batch_proportion", owner, dtype)
-            features.append(jnp.full((1, n), bp, dtype))
+            is_table, lp_flat = layout.per_leaf(lp, "layer_proportions", "a scalar per leaf", dtype)
+            if is_table:
+                lp_row = len(tables)
+                tables.append(lp_flat)
+            else:
+                inputs["lp"] = lp_flat[None]
         if self.use_dormancy:
             dorm = require(
                 dormancy,
@@ -470,26 +478,82 @@ class OPEN(AbstractLearnedOptimizer):
                 f"{like}, each leaf broadcastable to the parameter leaf (the downstream "
                 "neuron's score: shape (out,) for a kernel (in, out) and for its bias)",
             )
-            features.append(
-                layout.broadcast_leaves(dorm, "dormancy", "shape (out,) per (in, out) kernel", dtype)[None]
-            )
-        x = jnp.concatenate(features, axis=0)
-
-        extra = []
+            expected = "shape (out,) per (in, out) kernel"
+            inputs["dorm"] = layout.broadcast_leaves(dorm, "dormancy", expected, dtype)[None]
+        mask_row = None
         if self.use_stochasticity or self.separated:
             mask = require(
                 actor_mask, "actor_mask", owner, f"{like}, a bool per leaf (True = actor)"
             )
-            mask_flat = layout.broadcast_leaves(mask, "actor_mask", "a bool per leaf", dtype)
-            if self.separated:
-                extra.append(mask_flat[None])
-            if self.use_stochasticity:
-                key = require(key, "key", owner, "a PRNG key for the actor's update noise")
-                eps = jax.random.normal(key, (n,), dtype)
-                extra.append((eps * mask_flat)[None])
+            is_table, mask_flat = layout.per_leaf(mask, "actor_mask", "a bool per leaf", dtype)
+            if is_table:
+                mask_row = len(tables)
+                tables.append(mask_flat)
+            else:
+                inputs["mask"] = mask_flat[None]
+        if self.use_stochasticity:
+            key = require(key, "key", owner, "a PRNG key for the actor's update noise")
+            # eps ~ N(0, 1), one draw per agent parameter in flat order.
+            inputs["eps"] = jax.random.normal(key, (1, n), dtype)
+        names = tuple(inputs)
 
-        h = state.slots[n_mom:]
-        u_hat, h_new = chunked_apply(self._columns, (x, h, *extra), self.chunk_size)
+        def unpack(xs: tuple[Array, ...]) -> dict[str, Array]:
+            return dict(zip(names, xs, strict=True))
+
+        # Pass 1: per-tensor second moments of features 0-14 (one-hot matmul per chunk).
+        def moments(start: Any, xs: tuple[Array, ...]) -> Array:
+            x = unpack(xs[:-1])
+            _, raw = self._raw_features(x["g"], x.get("p"), xs[-1][:n_mom])
+            one_hot = layout.one_hot(start, raw.shape[1], dtype)
+            return (raw * raw) @ one_hot.T
+
+        n_raw = 14 if self.no_features else 15
+        sums = column_reduce(
+            moments,
+            (*inputs.values(), state.slots),
+            jnp.zeros((n_raw, n_leaves), dtype),
+            self.chunk_size,
+        )
+        sizes = jnp.asarray(np.maximum(layout.sizes, 1), dtype)
+        inv_rms = jax.lax.rsqrt(NORM_EPS + sums / sizes[None, :])
+        table = jnp.concatenate([inv_rms, *(t[None] for t in tables)], axis=0)
+
+        # Pass 2: features, network and u_hat, chunk by chunk, state updated in place.
+        def step(start: Any, xs: tuple[Array, ...], cs: tuple[Array, ...]):
+            x = unpack(xs)
+            slots_c = cs[0]
+            m, raw = self._raw_features(x["g"], x.get("p"), slots_c[:n_mom])
+            size = raw.shape[1]
+            looked_up = table @ layout.one_hot(start, size, dtype)
+            features = [raw * looked_up[:n_raw]]
+            if tp is not None:
+                features.append(jnp.full((1, size), tp, dtype))
+            if self.use_layer_proportion:
+                features.append(
+                    x["lp"] if lp_row is None else looked_up[n_raw + lp_row : n_raw + lp_row + 1]
+                )
+            if bp is not None:
+                features.append(jnp.full((1, size), bp, dtype))
+            if self.use_dormancy:
+                features.append(x["dorm"])
+            is_actor = None
+            if mask_row is not None:
+                is_actor = looked_up[n_raw + mask_row : n_raw + mask_row + 1]
+            elif "mask" in x:
+                is_actor = x["mask"]
+            o, h_new = self._net(
+                jnp.concatenate(features, axis=0),
+                slots_c[n_mom:],
+                None if is_actor is None else is_actor > 0.5,
+            )
+            u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
+            if self.use_stochasticity:
+                assert is_actor is not None
+                u_hat = u_hat + self.alpha3 * o[2:3] * (x["eps"] * is_actor)
+            return jnp.concatenate([m, h_new], axis=0), u_hat
+
+        slots, u_hat = column_map(
+            step, tuple(inputs.values()), (state.slots, jnp.zeros((1, n), dtype)), self.chunk_size
+        )
         u = u_hat[0] - jnp.mean(u_hat[0])
-        slots = jnp.concatenate([m, h_new], axis=0)
         return layout.unravel(-u, dtypes), LearnedOptimizerState(slots, layout)

@@ -7,7 +7,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from ._base import AbstractLearnedOptimizer, LearnedOptimizerState, check_state
 from ._layout import ParamLayout
-from ._nn import GRU, MLP, chunked_apply, count_flops
+from ._nn import GRU, MLP, column_map, count_flops
 
 # Column chunk of the flat per-parameter computation (keeps intermediates in cache);
 # chosen by measurement in tools/bench_optim.py, see docs/optim/benchmark.md.
@@ -23,7 +23,9 @@ def straight_through_sign(t: Float[Array, "*s"]) -> Float[Array, "*s"]:
     return jax.lax.stop_gradient(hard - t) + t
 
 
-def process_gradient(g: Float[Array, " n"], clip: float, eps: float) -> tuple[Array, Array, Array]:
+def process_gradient(
+    g: Float[Array, "*s"], clip: float, eps: float
+) -> tuple[Float[Array, "*s"], Float[Array, "*s"], Float[Array, "*s"]]:
     """Clip (if `clip > 0`), stop the gradient, and return `(g, sign(g), log(|g| + eps))`."""
     if clip > 0:
         g = jnp.clip(g, -clip, clip)
@@ -115,18 +117,18 @@ class Optim4RL(AbstractLearnedOptimizer):
         )
 
     def _columns(
-        self, x: Float[Array, "2 c"], h: Float[Array, "s c"]
-    ) -> tuple[Float[Array, "1 c"], Float[Array, "s c"]]:
+        self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
+    ) -> tuple[Float[Array, "s c"], Float[Array, "1 c"]]:
         f1 = self.gru1.hidden_size
-        g_sign, g_log = x[0:1], x[1:2]
-        h1 = self.gru1(x[0:2], h[:f1])
+        _, g_sign, g_log = process_gradient(g, self.clip, self.eps1)
+        h1 = self.gru1(jnp.concatenate([g_sign, g_log], axis=0), h[:f1])
         o = self.mlp1(h1)
         m_sign = straight_through_sign(jnp.tanh(o[0:1] + self.sign_bias))
         m = g_sign * m_sign * jnp.exp(o[1:2])
         h2 = self.gru2(2.0 * g_log, h[f1:])
         v = jnp.exp(self.mlp2(h2))
         delta = -self.learning_rate * m / jnp.sqrt(v + self.eps2)
-        return delta, jnp.concatenate([h1, h2], axis=0)
+        return jnp.concatenate([h1, h2], axis=0), delta
 
     def update(
         self,
@@ -156,9 +158,12 @@ class Optim4RL(AbstractLearnedOptimizer):
         state = check_state(state, "Optim4RL", self.n_slots)
         layout = state.layout
         dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
-        g = layout.ravel(grads, "grads").astype(layout.dtype)
-        _, g_sign, g_log = process_gradient(g, self.clip, self.eps1)
-        x = jnp.stack([g_sign, g_log])
-        delta, slots = chunked_apply(self._columns, (x, state.slots), self.chunk_size)
+        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
+        slots, delta = column_map(
+            lambda start, xs, cs: self._columns(xs[0], cs[0]),
+            (g,),
+            (state.slots, jnp.zeros_like(g)),
+            self.chunk_size,
+        )
         updates = layout.unravel(delta[0], dtypes)
         return updates, LearnedOptimizerState(slots, layout)

@@ -1,0 +1,226 @@
+"""Benchmark: learned-optimizer update time vs optax.adam, and achieved FLOP/s.
+
+For an agent of MinAtar size (~60k parameters: OPEN's PPO actor-critic, two MLPs
+400-64-64-out) and of ~1M parameters (the same shape with width 544), measure the time of
+one jitted optimizer update for `optax.adam` and for every learned optimizer, all in the
+same run, and a dense float32 matmul as the machine's FLOP/s ceiling.
+
+FLOP count (analytic, per agent parameter and step): 2 FLOPs per weight entry of every
+matrix product of the per-parameter network (GRU input and recurrent matrices, MLP
+layers; see each optimizer's `flops_per_parameter()`). Bias adds, activations,
+LayerNorm, feature construction and the update rule are NOT counted, so the reported
+FLOP/s is a lower bound of the arithmetic actually done.
+
+Usage:
+    python tools/bench_optim.py [--out bench_out/optim.json] [--reps 20] [--sizes minatar,1m]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+
+import lorl_optim as lo
+
+OBS = 400  # MinAtar observation 10 x 10 x 4, flattened
+ACTIONS = 6
+
+
+def agent_params(width: int, key):
+    """PPO actor-critic as in OPEN (two hidden layers, Table 3), flax (in, out) kernels."""
+    sizes = {"actor": (OBS, width, width, ACTIONS), "critic": (OBS, width, width, 1)}
+    params = {}
+    for net, dims in sizes.items():
+        layers = {}
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+            key, sub = jax.random.split(key)
+            layers[f"layer_{i}"] = {
+                "kernel": jax.random.normal(sub, (a, b)) / jnp.sqrt(float(a)),
+                "bias": jnp.zeros((b,)),
+            }
+        params[net] = layers
+    return params
+
+
+def context(params):
+    n_layers = 3
+
+    def per_net(net, tree):
+        return {
+            name: jax.tree.map(lambda _: jnp.asarray(i / (n_layers - 1)), layer)
+            for i, (name, layer) in enumerate(sorted(tree.items()))
+        }
+
+    return {
+        "dormancy": jax.tree.map(lambda x: jnp.ones(x.shape[-1:]), params),
+        "training_proportion": jnp.asarray(0.3),
+        "batch_proportion": jnp.asarray(0.5),
+        "layer_proportions": {k: per_net(k, v) for k, v in params.items()},
+        "actor_mask": {
+            k: jax.tree.map(lambda _, a=(k == "actor"): jnp.asarray(a), v)
+            for k, v in params.items()
+        },
+    }
+
+
+def time_step(step, args, state, reps: int) -> float:
+    """Median time of `state = step(*args, state)[1]`, threading the (donated) state as a
+    training loop does."""
+    _, state = step(*args, state)
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        _, state = step(*args, state)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_fn(fn, args, reps: int) -> float:
+    out = fn(*args)
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_ceiling(reps: int) -> dict:
+    best = {}
+    for n in (1024, 2048):
+        a = jax.random.normal(jax.random.key(0), (n, n))
+        b = jax.random.normal(jax.random.key(1), (n, n))
+        t = time_fn(jax.jit(jnp.matmul), (a, b), max(3, reps // 4))
+        best[n] = 2 * n**3 / t
+    n = max(best, key=lambda k: best[k])
+    return {"n": n, "flops_per_s": best[n], "all": {str(k): v for k, v in best.items()}}
+
+
+def optimizers():
+    key = jax.random.key(0)
+    return {
+        "optax.adam": None,
+        "Optim4RL": lo.Optim4RL(1e-3, key=key),
+        "LinearOptim": lo.LinearOptim(1e-3, key=key),
+        "L2LGD2": lo.L2LGD2(1e-3, key=key),
+        "OPEN (breakout)": lo.load_open("breakout"),
+        "OPEN larger (multi)": lo.load_open("multi"),
+        "OPEN separated": lo.OPEN(separated=True, key=key),
+    }
+
+
+def bench_size(label: str, width: int, reps: int, ceiling: float) -> list[dict]:
+    params = agent_params(width, jax.random.key(1))
+    n = sum(x.size for x in jax.tree.leaves(params))
+    grads = jax.tree.map(lambda x: 0.01 * jnp.ones_like(x), params)
+    ctx = context(params)
+    rows = []
+    adam_time = None
+    for name, opt in optimizers().items():
+        # The optimizer state is donated (its buffers are reused, as in a training loop
+        # that carries the state): fresh multi-MB outputs cost page faults on every call.
+        if opt is None:
+            tx = optax.adam(1e-3)
+            state = tx.init(params)
+            step = jax.jit(lambda g, p, s, tx=tx: tx.update(g, s, p), donate_argnums=2)
+            args = (grads, params)
+            flops = None
+        else:
+            state = opt.init(params)
+            arrays, static = eqx.partition(opt, eqx.is_array)
+            step = jax.jit(
+                lambda a, g, p, c, k, s, static=static: eqx.combine(a, static).update(
+                    g, s, p, **c, key=k
+                ),
+                donate_argnums=5,
+            )
+            args = (arrays, grads, params, ctx, jax.random.key(2))
+            flops = opt.flops_per_parameter()
+        t = time_step(step, args, state, reps)
+        if adam_time is None:
+            adam_time = t
+        row = {
+            "size": label,
+            "n_params": n,
+            "optimizer": name,
+            "time_ms": 1e3 * t,
+            "ratio_to_adam": t / adam_time,
+            "ns_per_param": 1e9 * t / n,
+        }
+        if flops is not None:
+            achieved = flops * n / t
+            row.update(
+                flops_per_param=flops,
+                gflops_per_s=achieved / 1e9,
+                fraction_of_matmul=achieved / ceiling,
+            )
+        rows.append(row)
+        print(_fmt(row), flush=True)
+    return rows
+
+
+def _fmt(row: dict) -> str:
+    extra = ""
+    if "gflops_per_s" in row:
+        extra = (
+            f" {row['flops_per_param']:>6d} {row['gflops_per_s']:>8.1f} "
+            f"{100 * row['fraction_of_matmul']:>6.1f}%"
+        )
+    return (
+        f"{row['size']:>8s} {row['n_params']:>9d} {row['optimizer']:<22s} "
+        f"{row['time_ms']:>9.2f} {row['ratio_to_adam']:>7.2f}x {row['ns_per_param']:>7.1f}{extra}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="bench_out/optim.json")
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--sizes", default="minatar,1m")
+    args = parser.parse_args()
+    sizes = {"minatar": 64, "1m": 544}
+
+    ceiling = matmul_ceiling(args.reps)
+    print(
+        f"dense matmul ceiling: {ceiling['flops_per_s'] / 1e9:.1f} GFLOP/s "
+        f"({ceiling['n']}x{ceiling['n']} float32)"
+    )
+    print(
+        f"{'size':>8s} {'params':>9s} {'optimizer':<22s} {'time_ms':>9s} {'vs_adam':>8s} "
+        f"{'ns/par':>7s} {'FLOP/p':>6s} {'GFLOP/s':>8s} {'%mm':>7s}"
+    )
+    rows = []
+    for label in args.sizes.split(","):
+        rows += bench_size(label, sizes[label], args.reps, ceiling["flops_per_s"])
+        ceiling_after = matmul_ceiling(args.reps)["flops_per_s"]
+        print(f"  (matmul ceiling re-measured after {label}: {ceiling_after / 1e9:.1f} GFLOP/s)")
+    result = {
+        "command": "python tools/bench_optim.py " + " ".join(
+            f"--{k} {v}" for k, v in vars(args).items()
+        ),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.processor() or platform.machine(),
+        "matmul_ceiling": ceiling,
+        "rows": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
