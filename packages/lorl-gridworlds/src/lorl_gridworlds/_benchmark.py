@@ -114,3 +114,85 @@ def format_table(rows: list[Throughput], reference: str | None = None) -> str:
         ratio = f"{r.steps_per_second / ref.steps_per_second:.2f}x" if ref else "-"
         lines.append(f"{r.name:<22}{r.steps_per_second:>14,.0f}{ratio:>26}{r.compile_s:>11.1f}")
     return "\n".join(lines)
+
+
+REFERENCE = "Breakout-MinAtar"
+
+
+def benchmark_suite(
+    names: tuple[str, ...] | None = None,
+    *,
+    num_envs: int = 1024,
+    num_steps: int = 1000,
+    repeats: int = 3,
+    reference: bool = True,
+    progress: Any = None,
+    key: PRNGKeyArray,
+) -> list[Throughput]:
+    """Throughput of every LPG gridworld and of `all`, with gymnax's Breakout-MinAtar.
+
+    The level distribution `all` runs with one level per environment (a batch of levels
+    of different grid sizes, as in OPEN's meta-training). The reference is measured in
+    the same process with the same harness, so the ratios are comparable even on a noisy
+    machine.
+
+    **Arguments:**
+
+    - `names`: gridworlds to measure (default: the six LPG gridworlds and `all`).
+    - `num_envs`, `num_steps`, `repeats`: see [`lorl_gridworlds.measure_throughput`][].
+    - `reference`: also measure `Breakout-MinAtar` (needs gymnax; skipped with a note if
+      it is not installed).
+    - `progress`: optional callable receiving each row as it is measured.
+    - `key`: a PRNG key.
+
+    **Returns:** the rows, reference first.
+    """
+    from ._distributions import sample_level
+    from ._registry import LPG_NAMES, make
+
+    names = (*LPG_NAMES, "all") if names is None else names
+    rows: list[Throughput] = []
+    keys = jax.random.split(key, len(names) + 2)
+    if reference:
+        try:
+            import gymnax
+        except ImportError:
+            gymnax = None
+        if gymnax is not None:
+            env, params = gymnax.make(REFERENCE)
+            # gymnax relies on implicit dtype promotion: measure it in the standard mode
+            # even if the caller runs with strict promotion.
+            with jax.numpy_dtype_promotion("standard"):
+                row = measure_throughput(
+                    REFERENCE,
+                    env,
+                    params,
+                    num_envs=num_envs,
+                    num_steps=num_steps,
+                    repeats=repeats,
+                    key=keys[0],
+                )
+            rows.append(row)
+            if progress is not None:
+                progress(rows[-1])
+    for name, k in zip(names, keys[2:], strict=False):
+        env, params = make(name)
+        batched = not hasattr(env, "spec")
+        if batched:
+            level_keys = jax.random.split(jax.random.fold_in(k, 1), num_envs)
+            params = jax.vmap(lambda lk, n=name: sample_level(lk, n))(level_keys)
+        rows.append(
+            measure_throughput(
+                name,
+                env,
+                params,
+                num_envs=num_envs,
+                num_steps=num_steps,
+                repeats=repeats,
+                batched_params=batched,
+                key=k,
+            )
+        )
+        if progress is not None:
+            progress(rows[-1])
+    return rows

@@ -137,9 +137,10 @@ def transition(
     delta = table[jnp.where(valid, action, noop)]
     row = state.agent // cw + delta[0]
     col = state.agent % cw + delta[1]
-    inside = (row >= 0) & (row < ch) & (col >= 0) & (col < cw)
+    # Each coordinate is clamped at the canvas border (LPG: "moves are clamped", so a
+    # diagonal move along an edge slides); a wall cell (padding included) blocks the move.
     target = jnp.clip(row, 0, ch - 1) * cw + jnp.clip(col, 0, cw - 1)
-    blocked = ~inside | flat_walls[target]
+    blocked = flat_walls[target]
     agent = jnp.where(blocked, state.agent, target)
 
     collected = state.present & (state.objects == agent)

@@ -43,12 +43,12 @@ def maze_layouts() -> dict[str, np.ndarray]:
     current = None
     for raw in text.splitlines():
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
         if line.startswith("[") and line.endswith("]"):
             current = line[1:-1]
             layouts[current] = []
-        elif current is not None:
+        elif current is not None and line and set(line) <= {"#", "."}:
+            # A maze row ('#' wall, '.' free); rows may start with '#', so comments are
+            # recognised as lines with other characters (e.g. "# Origin: ...").
             layouts[current].append(line)
     return {
         name: np.array([[c == "#" for c in row] for row in rows]) for name, rows in layouts.items()

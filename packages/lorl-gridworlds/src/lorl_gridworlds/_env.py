@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, UInt8
 
 from . import _core
 from ._core import EnvState
@@ -195,7 +195,7 @@ class AbstractGridworld(eqx.Module):
 
     def render(
         self, state: EnvState, params: Level | None = None, *, cell_size: int = 16
-    ) -> Int[Array, "height width 3"]:
+    ) -> UInt8[Array, "pixels_h pixels_w 3"]:
         """An RGB picture of `state` (see [`lorl_gridworlds.render`][])."""
         from ._render import render
 

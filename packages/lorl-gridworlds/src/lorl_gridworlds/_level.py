@@ -11,6 +11,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
@@ -113,7 +114,8 @@ class Level(eqx.Module):
         # free_cells[j] = the cell whose rank is j (scatter via a comparison; levels are
         # built rarely, so O(cells^2) here is fine and works under vmap).
         cells = jnp.arange(n, dtype=jnp.int32)
-        match = (self.free_rank[..., :, None] == cells) & free[..., :, None]
+        cells_b = cells.reshape((1,) * self.free_rank.ndim + (n,))
+        match = (self.free_rank[..., :, None] == cells_b) & free[..., :, None]
         self.free_cells = jnp.where(
             jnp.any(match, axis=-2), jnp.argmax(match, axis=-2).astype(jnp.int32), n - 1
         )

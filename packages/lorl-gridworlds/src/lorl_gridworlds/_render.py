@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Int, PRNGKeyArray, UInt8
+from jaxtyping import Array, Float, Int, PRNGKeyArray, UInt8
 
 from ._core import EnvState
 from ._level import Level
@@ -19,6 +19,10 @@ AGENT = (40, 90, 220)
 POSITIVE = (30, 160, 60)
 NEGATIVE = (210, 50, 50)
 GRID_LINE = 0.85  # floor pixels on cell borders are darkened by this factor
+
+
+def _rgb(color: tuple[int, int, int]) -> Float[Array, "1 3"]:
+    return jnp.asarray(color, jnp.float32)[None, :]
 
 
 def render(
@@ -47,20 +51,12 @@ def render(
     outside = (rows >= params.height) | (cols >= params.width)
     base = jnp.where(
         outside[:, None],
-        jnp.asarray(PADDING, jnp.float32),
-        jnp.where(
-            params.walls.reshape(n)[:, None],
-            jnp.asarray(WALL, jnp.float32),
-            jnp.asarray(FLOOR, jnp.float32),
-        ),
+        _rgb(PADDING),
+        jnp.where(params.walls.reshape(n)[:, None], _rgb(WALL), _rgb(FLOOR)),
     )
     strength = jnp.clip(jnp.abs(params.rewards), 0.35, 1.0)[:, None]
-    hue = jnp.where(
-        (params.rewards >= 0)[:, None],
-        jnp.asarray(POSITIVE, jnp.float32),
-        jnp.asarray(NEGATIVE, jnp.float32),
-    )
-    obj_color = strength * hue + (1.0 - strength) * jnp.asarray(FLOOR, jnp.float32)
+    hue = jnp.where((params.rewards >= 0)[:, None], _rgb(POSITIVE), _rgb(NEGATIVE))
+    obj_color = strength * hue + (1.0 - strength) * _rgb(FLOOR)
     at_cell = (state.objects[:, None] == cells[None, :]) & state.present[:, None]  # (k, n)
     has_obj = jnp.any(at_cell, axis=0)
     which = jnp.argmax(at_cell, axis=0)
@@ -79,7 +75,7 @@ def render(
         & (px >= ac * cell_size + inset)
         & (px < (ac + 1) * cell_size - inset)
     )
-    img = jnp.where(in_agent[..., None], jnp.asarray(AGENT, jnp.float32), img)
+    img = jnp.where(in_agent[..., None], _rgb(AGENT)[None], img)
     return jnp.clip(jnp.round(img), 0, 255).astype(jnp.uint8)
 
 

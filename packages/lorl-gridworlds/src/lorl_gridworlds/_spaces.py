@@ -7,55 +7,14 @@ attributes (`n`, `shape`, `dtype`, `low`, `high`) and methods (`sample`, `contai
 are used, so this package does not depend on gymnax.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-
-try:  # pragma: no cover - which branch runs depends on the environment
-    from gymnax.environments.spaces import Box as Box, Discrete as Discrete
-except ImportError:  # pragma: no cover
-
-    class Discrete:  # type: ignore[no-redef]
-        """The integers `0, ..., n - 1` (gymnax-compatible)."""
-
-        def __init__(self, num_categories: int, *, dtype: Any = jnp.int32):
-            if num_categories < 0:
-                raise ValueError(f"num_categories must be >= 0, got {num_categories}")
-            self.n = num_categories
-            self.shape: tuple[int, ...] = ()
-            self.dtype = jnp.dtype(dtype)
-
-        def __repr__(self) -> str:
-            return f"Discrete({self.n})"
-
-        def sample(self, key: jax.Array) -> jax.Array:
-            return jax.random.randint(key, self.shape, 0, self.n, dtype=self.dtype)
-
-        def contains(self, x: jax.Array) -> jax.Array:
-            x = jnp.asarray(x)
-            return jnp.logical_and(x >= 0, x < self.n)
-
-    class Box:  # type: ignore[no-redef]
-        """A box `[low, high]^shape` (gymnax-compatible)."""
-
-        def __init__(self, low: Any, high: Any, shape: tuple[int, ...], dtype: Any = jnp.float32):
-            self.low = low
-            self.high = high
-            self.shape = tuple(shape)
-            self.dtype = jnp.dtype(dtype)
-
-        def __repr__(self) -> str:
-            return f"Box({self.low}, {self.high}, {self.shape}, {self.dtype})"
-
-        def sample(self, key: jax.Array) -> jax.Array:
-            return jax.random.uniform(key, self.shape, minval=self.low, maxval=self.high).astype(
-                self.dtype
-            )
-
-        def contains(self, x: jax.Array) -> jax.Array:
-            x = jnp.asarray(x)
-            return jnp.logical_and(jnp.all(x >= self.low), jnp.all(x <= self.high))
-
+if TYPE_CHECKING:
+    from ._fallback_spaces import Box as Box, Discrete as Discrete
+else:
+    try:  # gymnax's classes, so that gymnax's wrappers accept our spaces
+        from gymnax.environments.spaces import Box as Box, Discrete as Discrete
+    except ImportError:  # pragma: no cover - depends on the environment
+        from ._fallback_spaces import Box as Box, Discrete as Discrete
 
 __all__ = ["Box", "Discrete"]
