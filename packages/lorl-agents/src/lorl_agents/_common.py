@@ -94,10 +94,20 @@ def as_optimizer(optimizer: Any) -> Any:
 def clip_by_group_norm(
     grads: PyTree[Array], actor_mask: PyTree[Array], max_norm: float, separate: bool
 ) -> tuple[PyTree[Array], Float[Array, ""]]:
-    """Global-norm clipping, over actor and critic parameters separately if `separate`
-    (the OPEN reference clips the two networks' gradients separately).
+    """Global-norm gradient clipping, over actor and critic parameters separately if
+    `separate` (the OPEN reference clips the two networks' gradients separately).
 
-    Returns the clipped gradients and the unclipped global norm of all gradients."""
+    **Arguments:**
+
+    - `grads`: gradients.
+    - `actor_mask`: one boolean per leaf of `grads` (True: actor).
+    - `max_norm`: the norm to clip to.
+    - `separate`: clip actor and critic leaves as two groups.
+
+    **Returns:**
+
+    `(clipped_grads, norm)` with `norm` the unclipped global norm of all gradients.
+    """
     leaves, treedef = jax.tree.flatten(grads)
     masks = jax.tree.leaves(actor_mask)
     sq = [jnp.sum(g**2) for g in leaves]
@@ -138,8 +148,28 @@ def optimizer_step(
 ) -> tuple[_Net, Any, Bool[Array, ""]]:
     """One optimizer call with the learned-optimizer context, then apply the updates.
 
-    Returns the new network, optimizer state and whether the updates and the new
-    parameters are all finite."""
+    Calls `optimizer.update(grads, opt_state, params, dormancy=..., training_proportion=...,
+    batch_proportion=..., layer_proportions=..., actor_mask=..., key=...)` with
+    `params = eqx.filter(network, eqx.is_inexact_array)`; every context tree has the
+    structure of `params`.
+
+    **Arguments:**
+
+    - `optimizer`: an optax `GradientTransformationExtraArgs` or learned optimizer.
+    - `network`: the current network.
+    - `opt_state`: the optimizer state.
+    - `grads`: the (clipped) gradients, structured like `params`.
+    - `activations`: per-layer activations of the forward pass that produced `grads`;
+        dormancy is computed from them (gradient stopped).
+    - `layer_proportions`, `actor_mask`: the network's context trees, filtered to arrays.
+    - `training_proportion`, `batch_proportion`: scalars in `[0, 1]`.
+    - `key`: PRNG key for the optimizer.
+
+    **Returns:**
+
+    `(network, opt_state, finite)`: `finite` is false if any update or new parameter is
+    NaN or infinite.
+    """
     params = eqx.filter(network, eqx.is_inexact_array)
     dormancy = eqx.filter(network.dormancy(jax.lax.stop_gradient(activations)), eqx.is_array)
     # optax itself relies on implicit dtype promotion (e.g. `b1 ** count` in Adam's bias

@@ -1,0 +1,222 @@
+"""Quality benchmark of lorl-agents (issue 4, item 8). Not a test: prints a table, writes JSON.
+
+Parts (choose with `--part`):
+
+- `cartpole`: PPO + Adam on CartPole-v1, 5e5 steps, 4 seeds; target mean final return
+  >= 475. Adam lr 2.5e-4 annealed linearly, eps 1e-5 (PureJaxRL's CartPole defaults).
+- `minatar`: PPO + the OPEN-tuned Adam (Table 4) on the four MinAtar games, 1e7 steps by
+  default; compare with OPEN's Adam references (asterix 15.0, freeway 61.8, breakout
+  50.1, space invaders 167.1); reported as IQM with 95% bootstrap CIs over seeds.
+- `a2c`: A2C (Optim4RL settings) with Adam and RMSProp on `small_dense_short` and
+  `big_dense_long` (needs lorl-gridworlds), 3e7 steps and 10 seeds by default; the paper
+  reports about 11 and 23.
+
+Seeds run as a `vmap` inside one jitted program per setting. `--steps` and `--seeds`
+override the budgets (runs at reduced budgets must be labelled as reduced).
+
+    python tools/bench_agents_quality.py --part cartpole \
+        --out docs/agents/bench_quality_cartpole.json
+"""
+
+import argparse
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import optax
+
+import lorl_agents as la
+
+OPEN_ADAM_REFERENCE = {  # OPEN paper, spec agents_and_meta.md section 4 (Adam returns)
+    "Asterix-MinAtar": 15.04,
+    "Freeway-MinAtar": 61.84,
+    "Breakout-MinAtar": 50.08,
+    "SpaceInvaders-MinAtar": 167.09,
+}
+OPTIM4RL_REFERENCE = {"small_dense_short": 11.0, "big_dense_long": 23.0}  # about, Tables 8-10
+
+
+def iqm(x: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% (rliable's definition)."""
+    x = np.sort(np.asarray(x, np.float64))
+    n = len(x)
+    lo, hi = int(np.floor(0.25 * n)), int(np.ceil(0.75 * n))
+    if hi <= lo:
+        return float(np.mean(x))
+    # rliable uses scipy.stats.trim_mean(x, 0.25): drop floor(0.25 n) from each end
+    cut = int(0.25 * n)
+    return float(np.mean(x[cut : n - cut]))
+
+
+def bootstrap_ci(x: np.ndarray, stat=iqm, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap CI over seeds (one task: stratified = plain resampling)."""
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x)
+    samples = [stat(x[rng.integers(0, len(x), len(x))]) for _ in range(reps)]
+    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+
+
+def run_seeds(train_fn, seeds: int) -> tuple[np.ndarray, float, list[int]]:
+    keys = jax.random.split(jax.random.key(12345), seeds)
+    t0 = time.perf_counter()
+    result = jax.jit(jax.vmap(train_fn))(keys)
+    final = np.asarray(jax.block_until_ready(result.final_return))
+    elapsed = time.perf_counter() - t0
+    first_bad = np.asarray(result.first_nonfinite_update).tolist()
+    return final, elapsed, first_bad
+
+
+def summarise(name: str, final: np.ndarray, elapsed: float, first_bad, extra: dict) -> dict:
+    lo, hi = bootstrap_ci(final)
+    row = {
+        "setting": name,
+        "seeds": len(final),
+        "final_returns": final.tolist(),
+        "mean": float(np.mean(final)),
+        "iqm": iqm(final),
+        "iqm_ci95": [lo, hi],
+        "seconds": elapsed,
+        "first_nonfinite_update_per_seed": first_bad,
+        **extra,
+    }
+    print(
+        f"{name:55s} mean {row['mean']:9.2f}  IQM {row['iqm']:9.2f} [{lo:8.2f}, {hi:8.2f}]  "
+        f"({len(final)} seeds, {elapsed:7.0f} s) {extra}"
+    )
+    return row
+
+
+def part_cartpole(steps: int, seeds: int) -> list[dict]:
+    env, params = la.make_env("CartPole-v1")
+    config = la.PPOConfig.cartpole(total_timesteps=steps)
+    opt = optax.adam(la.linear_annealing(2.5e-4, config), eps=1e-5)
+    agent = la.PPO(config)
+    final, elapsed, bad = run_seeds(lambda k: agent.train(env, params, opt, key=k), seeds)
+    return [
+        summarise(
+            f"PPO+Adam CartPole-v1 {config.steps_per_run:.3g} steps",
+            final,
+            elapsed,
+            bad,
+            {"target_mean": 475.0, "passed": bool(np.mean(final) >= 475.0)},
+        )
+    ]
+
+
+def part_minatar(steps: int, seeds: int, games: list[str]) -> list[dict]:
+    rows = []
+    for game in games:
+        env, params = la.make_env(game)
+        config = la.PPOConfig.minatar(total_timesteps=steps)
+        opt = la.paper_adam(game, config)
+        agent = la.PPO(config)
+        final, elapsed, bad = run_seeds(
+            lambda k, agent=agent, env=env, params=params, opt=opt: agent.train(
+                env, params, opt, key=k
+            ),
+            seeds,
+        )
+        rows.append(
+            summarise(
+                f"PPO+Adam(OPEN-tuned) {game} {config.steps_per_run:.3g} steps",
+                final,
+                elapsed,
+                bad,
+                {"open_adam_reference": OPEN_ADAM_REFERENCE[game]},
+            )
+        )
+    return rows
+
+
+def part_a2c(steps: int, seeds: int, lrs: dict[str, float], tasks: list[str]) -> list[dict]:
+    import lorl_gridworlds
+
+    rows = []
+    for task in tasks:
+        env, params = lorl_gridworlds.make(task)
+        base = (
+            la.A2CConfig.small_gridworld if task.startswith("small") else la.A2CConfig.big_gridworld
+        )
+        config = base(total_timesteps=steps)
+        agent = la.A2C(config)
+        for opt_name, make in (("adam", optax.adam), ("rmsprop", optax.rmsprop)):
+            lr = lrs[opt_name]
+            opt = make(lr)
+            final, elapsed, bad = run_seeds(
+                lambda k, agent=agent, env=env, params=params, opt=opt: agent.train(
+                    env, params, opt, key=k
+                ),
+                seeds,
+            )
+            rows.append(
+                summarise(
+                    f"A2C+{opt_name}(lr {lr}) {task} {config.steps_per_run:.3g}",
+                    final,
+                    elapsed,
+                    bad,
+                    {"optim4rl_reference_about": OPTIM4RL_REFERENCE[task]},
+                )
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--part", choices=["cartpole", "minatar", "a2c"], required=True)
+    parser.add_argument("--steps", type=float, default=None, help="override the step budget")
+    parser.add_argument("--seeds", type=int, default=None, help="override the seed count")
+    parser.add_argument("--games", nargs="*", default=list(OPEN_ADAM_REFERENCE))
+    parser.add_argument("--tasks", nargs="*", default=list(OPTIM4RL_REFERENCE))
+    parser.add_argument(
+        "--adam-lr",
+        type=float,
+        default=3e-3,
+        help="A2C Adam lr (Optim4RL picks the best of 3e-2..1e-4 per task)",
+    )
+    parser.add_argument(
+        "--rmsprop-lr",
+        type=float,
+        default=3e-3,
+        help="A2C RMSProp lr (Optim4RL C.2 uses 3e-3 on big_dense_long)",
+    )
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    defaults = {"cartpole": (5e5, 4), "minatar": (1e7, 4), "a2c": (3e7, 10)}[args.part]
+    steps = int(args.steps or defaults[0])
+    seeds = args.seeds or defaults[1]
+    reduced = steps < defaults[0] or seeds < defaults[1]
+    if reduced:
+        print(
+            f"REDUCED RUN: {steps:.3g} steps x {seeds} seeds "
+            f"(full: {defaults[0]:.3g} x {defaults[1]})"
+        )
+    if args.part == "cartpole":
+        rows = part_cartpole(steps, seeds)
+    elif args.part == "minatar":
+        rows = part_minatar(steps, seeds, args.games)
+    else:
+        rows = part_a2c(
+            steps, seeds, {"adam": args.adam_lr, "rmsprop": args.rmsprop_lr}, args.tasks
+        )
+    with open(args.out, "w") as f:
+        json.dump(
+            {
+                "part": args.part,
+                "steps": steps,
+                "seeds": seeds,
+                "reduced": reduced,
+                "jax": jax.__version__,
+                "cpu_count": os.cpu_count(),
+                "rows": rows,
+            },
+            f,
+            indent=2,
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Speed benchmark of lorl-agents PPO on Breakout-MinAtar (issue 4, item 9).
+
+Measures, in one process and one after the other, environment steps per second of
+1. raw environment stepping (64 vmapped envs, random actions, the same scan structure),
+2. the fully jitted PPO run with Adam (OPEN's tuned values for Breakout),
+3. the same PPO run with OPEN's published Breakout optimizer from `lorl-optim` (if that
+   package is installed; otherwise the column is left out and said so).
+
+PPO settings: OPEN Table 3 MinAtar column (64 envs x 128 steps, 4 epochs x 8 minibatches,
+width 64). Compilation is excluded: every program runs once to compile, then `--repeats`
+timed runs with fresh keys; the median is reported.
+
+    python tools/bench_agents_speed.py --updates 20 --repeats 3 \
+        --out docs/agents/bench_speed.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+import lorl_agents as la
+
+
+def _time(fn, repeats: int) -> tuple[float, float]:
+    """(compile + first run seconds, median seconds of `repeats` further runs)."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(jax.random.key(0)))
+    first = time.perf_counter() - t0
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(jax.random.key(i + 1)))
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--updates", type=int, default=20, help="PPO updates per timed run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="docs/agents/bench_speed.json")
+    args = parser.parse_args()
+
+    env, env_params = la.make_env("Breakout-MinAtar")
+    config = la.PPOConfig.minatar(total_timesteps=args.updates * 64 * 128)
+    steps = config.steps_per_run
+    agent = la.PPO(config)
+    n_actions = la.action_spec(env, env_params).n_outputs
+    venv = la.VecEnv(env, config.n_envs)
+
+    @jax.jit
+    def raw_env(key):
+        _, state = venv.reset(env_params, key=key)
+
+        def body(carry, _):
+            state, key, total = carry
+            key, a_key, s_key = jax.random.split(key, 3)
+            action = jax.random.randint(a_key, (config.n_envs,), 0, n_actions)
+            obs, state, reward, *_ = venv.step(state, action, env_params, key=s_key)
+            # Use the observations so XLA cannot drop their computation.
+            return (state, key, total + jnp.sum(reward) + jnp.sum(obs)), None
+
+        (state, _, total), _ = jax.lax.scan(
+            body, (state, key, jnp.asarray(0.0)), None, length=steps // config.n_envs
+        )
+        return total
+
+    rows = []
+    first, median = _time(raw_env, args.repeats)
+    rows.append(("raw env stepping (random actions)", first, median))
+
+    adam = la.paper_adam("breakout", config)
+
+    @eqx.filter_jit
+    def ppo_adam(key):
+        return agent.train(env, env_params, adam, key=key).final_return
+
+    first, median = _time(ppo_adam, args.repeats)
+    rows.append(("PPO + Adam (OPEN-tuned)", first, median))
+
+    learned_note = None
+    try:
+        import lorl_optim
+
+        open_opt = lorl_optim.load_open("breakout")
+
+        @eqx.filter_jit
+        def ppo_open(key):
+            return agent.train(env, env_params, open_opt, key=key).final_return
+
+        first, median = _time(ppo_open, args.repeats)
+        rows.append(("PPO + OPEN (lorl_optim.load_open('breakout'))", first, median))
+    except ImportError:
+        learned_note = "lorl_optim is not installed: learned-optimizer column left out"
+
+    by_name = {name: median for name, _, median in rows}
+    adam_s = by_name["PPO + Adam (OPEN-tuned)"]
+    results = []
+    print(
+        f"Breakout-MinAtar, {steps} env steps per run ({args.updates} PPO updates), "
+        f"median of {args.repeats}; {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'program':50s} {'compile+1st (s)':>16s} {'run (s)':>9s} {'steps/s':>10s} "
+        f"{'x Adam time':>11s}"
+    )
+    for name, first, median in rows:
+        sps = steps / median
+        ratio = median / adam_s
+        print(f"{name:50s} {first:16.1f} {median:9.2f} {sps:10.0f} {ratio:11.2f}")
+        results.append(
+            {
+                "program": name,
+                "compile_and_first_run_s": first,
+                "run_s": median,
+                "env_steps_per_s": sps,
+                "time_relative_to_adam": ratio,
+            }
+        )
+    if learned_note:
+        print(learned_note)
+    with open(args.out, "w") as f:
+        json.dump(
+            {
+                "env": "Breakout-MinAtar",
+                "env_steps_per_run": steps,
+                "ppo_updates_per_run": args.updates,
+                "repeats": args.repeats,
+                "jax": jax.__version__,
+                "cpu_count": os.cpu_count(),
+                "load_average_at_end": os.getloadavg()[0],
+                "note": learned_note,
+                "results": results,
+            },
+            f,
+            indent=2,
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
