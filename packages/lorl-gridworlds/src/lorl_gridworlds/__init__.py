@@ -8,6 +8,7 @@
 
 from ._benchmark import (
     Throughput as Throughput,
+    benchmark_suite as benchmark_suite,
     format_table as format_table,
     measure_throughput as measure_throughput,
 )

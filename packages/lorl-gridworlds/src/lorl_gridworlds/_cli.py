@@ -66,7 +66,7 @@ def _bench(args: argparse.Namespace) -> None:
         num_envs=args.envs,
         num_steps=args.steps,
         repeats=args.repeats,
-        progress=lambda r: print(f"  measured {r.name}: {r.steps_per_second:,.0f} steps/s"),
+        progress=lambda line: print(f"  {line}", flush=True),
         key=jax.random.key(args.seed),
     )
     print(format_table(rows, REFERENCE if rows and rows[0].name == REFERENCE else None))
