@@ -25,6 +25,8 @@ def _demo(args: argparse.Namespace) -> None:
         gif = save_frames(out / f"{name}.gif", frames)
         save_frames(out / f"{name}.png", frames[: min(len(frames), 6)], columns=6)
         print(f"  {name:<18} {frames.shape[1]}x{frames.shape[2]} px  -> {gif.name}")
+    if args.no_bench:
+        return
     print(
         f"\nThroughput ({args.envs} parallel environments x {args.steps} steps, "
         f"random actions, jit + vmap + lax.scan):"
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--steps", type=int, default=200, help="steps per environment")
     demo.add_argument("--repeats", type=int, default=2, help="timed repeats")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--no-bench", action="store_true", help="only render, skip throughput")
     demo.set_defaults(func=_demo)
     bench = sub.add_parser("bench", help="throughput benchmark (prints a table, writes JSON)")
     bench.add_argument("names", nargs="*", help="gridworlds (default: the six LPG and all)")
