@@ -1,0 +1,563 @@
+"""Evolution strategies for learned optimizers (OPEN, Goldie et al. 2024, Section 5.2 and
+Appendix C.3) on evosax's `Open_ES`."""
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from evosax.algorithms import Open_ES
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+
+from ._checkpoint import Checkpointer, describe_tree
+from ._keys import raw_key
+from ._logging import MetricsLog, progress_bar
+from ._shaping import centered_ranks, pairwise_fitness
+
+
+@dataclasses.dataclass(frozen=True)
+class ESConfig:
+    """Hyperparameters of OpenAI-ES meta-training (all static). Defaults: the OPEN paper's
+    gridworld column (Goldie et al. 2024, Appendix C.3, Table 7).
+
+    **Arguments:**
+
+    - `n_generations`: generations of the run.
+    - `population_size`: members per generation, even (antithetic pairs; Table 7: 64).
+    - `sigma_init`, `sigma_decay`: perturbation scale and its per-generation decay
+      (Table 7, gridworld: 0.01, 0.999).
+    - `lr`, `lr_decay`: ES learning rate and its per-generation decay (Table 7,
+      gridworld: 0.005, 0.990). The mean is updated by Adam (the default optimizer of the
+      evosax OpenES the OPEN reference code used).
+    - `n_rollouts`: inner runs per member and task, averaged (Table 7: 1).
+    - `eval_every`: validate the ES mean every this many generations (Table 7,
+      gridworld: 9).
+    - `n_validation`: seeds (and levels, for a level distribution) of the validation set
+      (not stated in the paper; "a small in-distribution validation set", Appendix C.3).
+    - `checkpoint_every`: checkpoint every this many generations.
+    """
+
+    n_generations: int
+    population_size: int = 64  # OPEN Table 7 (gridworld, MinAtar, multi-task)
+    sigma_init: float = 0.01  # OPEN Table 7, gridworld
+    sigma_decay: float = 0.999  # OPEN Table 7, gridworld
+    lr: float = 0.005  # OPEN Table 7, gridworld
+    lr_decay: float = 0.990  # OPEN Table 7, gridworld
+    n_rollouts: int = 1  # OPEN Table 7
+    eval_every: int = 9  # OPEN Table 7, gridworld
+    n_validation: int = 8  # not in the paper (Appendix C.3: "small validation set")
+    checkpoint_every: int = 9
+
+    def __post_init__(self):
+        for name in (
+            "n_generations",
+            "population_size",
+            "n_rollouts",
+            "eval_every",
+            "n_validation",
+            "checkpoint_every",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ESConfig.{name} must be an integer >= 1, got {value!r}")
+        if self.population_size % 2 != 0 or self.population_size < 2:
+            raise ValueError(
+                f"ESConfig.population_size must be even and >= 2 for antithetic sampling "
+                f"(members come in +eps/-eps pairs), got {self.population_size}"
+            )
+        for name in ("sigma_init", "lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ESConfig.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("sigma_decay", "lr_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"ESConfig.{name} must lie in (0, 1], got {getattr(self, name)}")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ESTask:
+    """One task of ES meta-training.
+
+    **Arguments:**
+
+    - `name`: a label (used in metric names).
+    - `fitness_fn`: `fitness_fn(optimizer, env_params, key) -> scalar`, the final return
+      of a full inner training run with `optimizer` (pure and vmappable; see
+      [`lorl_meta.ppo_fitness`][] and [`lorl_meta.a2c_fitness`][]). Return NaN for a run
+      that diverged: such members rank last.
+    - `env_params`: the task's fixed environment parameters (ignored with a sampler).
+    - `level_sampler`: `level_sampler(key) -> env_params` for a task distribution: turns
+      on antithetic task sampling (each antithetic pair is evaluated on one sampled level
+      with one agent seed and compared pairwise; OPEN Section 5.2, after Jackson et al.).
+      Only allowed as the single task of a run.
+    - `normaliser`: the return of tuned Adam on this task; multi-task fitness averages
+      `return / normaliser` over tasks before ranking (OPEN Section 5.2; e.g. breakout
+      50.08, asterix 15.04, freeway 61.84, space_invaders 167.09).
+    """
+
+    name: str
+    fitness_fn: Callable[[Any, Any, Array], Float[Array, ""]]
+    env_params: Any = None
+    level_sampler: Callable[[Array], Any] | None = None
+    normaliser: float = 1.0
+
+    def __post_init__(self):
+        if not callable(self.fitness_fn):
+            raise TypeError(f"ESTask {self.name!r}: fitness_fn must be callable")
+        if self.level_sampler is not None and not callable(self.level_sampler):
+            raise TypeError(f"ESTask {self.name!r}: level_sampler must be callable or None")
+        if not (np.isfinite(self.normaliser) and self.normaliser != 0):
+            raise ValueError(
+                f"ESTask {self.name!r}: normaliser must be finite and non-zero, got "
+                f"{self.normaliser}"
+            )
+
+
+def ppo_fitness(agent: Any, env: Any) -> Callable[[Any, Any, Array], Float[Array, ""]]:
+    """A fitness function: the final return of `agent.train` (a `lorl_agents.PPO` or
+    `lorl_agents.A2C`) on `env`, NaN if any update was non-finite.
+
+    **Arguments:**
+
+    - `agent`: the agent (its config fixes the inner budget).
+    - `env`: a gymnax-interface environment.
+
+    **Returns:**
+
+    `fitness_fn(optimizer, env_params, key)`.
+    """
+    cfg = agent.config
+    total = getattr(cfg, "total_timesteps", None)
+    if total is not None and total != cfg.n_updates * cfg.n_envs * cfg.n_steps:
+        raise ValueError(
+            f"the agent's budget of {total} steps does not divide into updates of "
+            f"n_envs * n_steps = {cfg.n_envs * cfg.n_steps} steps; use a multiple, e.g. "
+            f"{cfg.n_updates * cfg.n_envs * cfg.n_steps}"
+        )
+
+    def fitness(optimizer: Any, env_params: Any, key: Array) -> Float[Array, ""]:
+        result = agent.train(env, env_params, optimizer, key=key)
+        bad = result.first_nonfinite_update >= 0
+        return jnp.where(bad, jnp.nan, result.final_return).astype(jnp.float32)
+
+    return fitness
+
+
+a2c_fitness = ppo_fitness
+
+
+class ESState(eqx.Module):
+    """Everything an ES run carries between generations (and checkpoints).
+
+    - `es_state`: evosax `Open_ES` state (mean, sigma, Adam state, counters).
+    - `key`: the run's PRNG key (raw).
+    - `generation`: generations done.
+    - `best_score`, `best_generation`, `best_mean`: the best validation score of the ES
+      mean so far, the generation it was measured after, and that mean (flat).
+    - `n_nonfinite`: members whose fitness was NaN/inf, summed over generations.
+    """
+
+    es_state: Any
+    key: Array
+    generation: Int[Array, ""]
+    best_score: Float[Array, ""]
+    best_generation: Int[Array, ""]
+    best_mean: Float[Array, " n"]
+    n_nonfinite: Int[Array, ""]
+
+
+class ESResult(eqx.Module):
+    """What [`lorl_meta.ESTrainer.train`][] returns.
+
+    - `optimizer`: the ES mean of the best validated generation.
+    - `final_optimizer`: the ES mean after the last generation.
+    - `best_generation`, `best_score`: which generation was selected and its validation
+      score (mean normalised return).
+    - `state`: the final [`lorl_meta.ESState`][].
+    - `history`: one dict of scalar metrics per generation.
+    """
+
+    optimizer: Any
+    final_optimizer: Any
+    state: ESState
+    best_generation: int = eqx.field(static=True)
+    best_score: float = eqx.field(static=True)
+    history: list[dict[str, Any]] = eqx.field(static=True)
+
+
+class ESTrainer(eqx.Module):
+    """OpenAI-ES meta-training of a learned optimizer (OPEN, Section 5.2, Appendix C.3).
+
+    Each generation: `population_size` antithetic members `mean +- sigma * eps` (evosax
+    `Open_ES`); every member's fitness is the final return of a full inner training run.
+
+    - One fixed task: common random numbers (every member uses the same agent seeds),
+      centred-rank shaping to `[-0.5, 0.5]`.
+    - Several tasks (multi-task): every member on every task, returns divided by each
+      task's `normaliser` (Adam's return), averaged, then centred ranks.
+    - A task distribution (`ESTask.level_sampler`): antithetic task sampling: each
+      antithetic pair gets its own sampled level and agent seed, and the better member of
+      the pair gets `+0.5`, the worse `-0.5` (pairwise comparison, no global rank).
+
+    A member whose fitness is NaN or infinite ranks last (loses its pair) and the
+    generation goes on; the count is logged. evosax minimises, so the shaped utilities
+    are negated before `tell`. Every `eval_every` generations the ES mean is validated on
+    a fixed set of seeds (and levels); the best generation's mean is returned.
+    """
+
+    config: ESConfig = eqx.field(static=True)
+    tasks: tuple[ESTask, ...] = eqx.field(static=True)
+
+    def __init__(self, config: ESConfig, tasks: Sequence[ESTask] | ESTask):
+        """**Arguments:**
+
+        - `config`: an [`lorl_meta.ESConfig`][].
+        - `tasks`: one [`lorl_meta.ESTask`][] or several (multi-task).
+        """
+        if isinstance(tasks, ESTask):
+            tasks = (tasks,)
+        tasks = tuple(tasks)
+        if not tasks:
+            raise ValueError("ESTrainer needs at least one ESTask")
+        for t in tasks:
+            if not isinstance(t, ESTask):
+                raise TypeError(f"tasks must be ESTask instances, got {type(t).__name__}")
+        if len(tasks) > 1 and any(t.level_sampler is not None for t in tasks):
+            raise ValueError(
+                "antithetic task sampling (an ESTask with a level_sampler) needs it to be the "
+                "only task of the run"
+            )
+        names = [t.name for t in tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}")
+        self.config = config
+        self.tasks = tasks
+
+    @property
+    def antithetic_tasks(self) -> bool:
+        """Whether this run uses antithetic task sampling."""
+        return self.tasks[0].level_sampler is not None
+
+    def strategy(self, optimizer: Any) -> Open_ES:
+        """The evosax `Open_ES` for `optimizer`'s floating-point meta-parameters."""
+        cfg = self.config
+        solution = eqx.filter(optimizer, eqx.is_inexact_array)
+        return Open_ES(
+            population_size=cfg.population_size,
+            solution=solution,
+            use_antithetic_sampling=True,
+            optimizer=optax.adam(optax.exponential_decay(cfg.lr, 1, cfg.lr_decay)),
+            std_schedule=optax.exponential_decay(cfg.sigma_init, 1, cfg.sigma_decay),
+            # We shape ourselves (NaN handling, pairwise fitness): identity in evosax.
+            fitness_shaping_fn=lambda population, fitness, state, params: fitness,
+        )
+
+    def check_optimizer(self, optimizer: Any) -> None:
+        """Raise before any compute if `optimizer` cannot be evolved."""
+        if not isinstance(optimizer, eqx.Module):
+            raise TypeError(
+                f"ES needs an eqx.Module whose array fields are the meta-parameters, got "
+                f"{type(optimizer).__name__}"
+            )
+        leaves = jax.tree.leaves(eqx.filter(optimizer, eqx.is_inexact_array))
+        if not leaves:
+            raise ValueError("the optimizer has no floating-point meta-parameters")
+        if not all(bool(jnp.all(jnp.isfinite(x))) for x in leaves):
+            raise ValueError("the optimizer's meta-parameters contain NaN or infinity")
+
+    # ------------------------------------------------------------------ fitness
+
+    def population_fitness(
+        self, population: PyTree, static: Any, *, key: PRNGKeyArray
+    ) -> tuple[Float[Array, " pop"], Float[Array, " pop"], dict[str, Array]]:
+        """Evaluate a population (leading axis) and shape the fitness.
+
+        **Arguments:**
+
+        - `population`: floating-point meta-parameters with a leading population axis,
+          in evosax's antithetic order (member `i` and `i + P/2` are a pair).
+        - `static`: the rest of the optimizer (`eqx.partition(opt, eqx.is_inexact_array)[1]`).
+        - `key`: PRNG key (levels and agent seeds of this generation).
+
+        **Returns:**
+
+        `(score, utility, metrics)`: the raw score per member (mean normalised return),
+        the shaped utility in `[-0.5, 0.5]` (higher is better), and per-task mean returns.
+        """
+        cfg = self.config
+        n_pop = jax.tree.leaves(population)[0].shape[0]
+        half = n_pop // 2
+
+        def member_return(member, task, params, keys):
+            opt = eqx.combine(member, static)
+            returns = jax.vmap(lambda k: task.fitness_fn(opt, params, k))(keys)
+            return jnp.mean(returns)
+
+        metrics = {}
+        if self.antithetic_tasks:
+            task = self.tasks[0]
+            assert task.level_sampler is not None
+            level_key, seed_key = jax.random.split(key)
+            levels = jax.vmap(task.level_sampler)(jax.random.split(level_key, half))
+            seeds = jax.random.split(seed_key, half * cfg.n_rollouts).reshape(
+                half, cfg.n_rollouts, -1
+            )
+            pair = jnp.concatenate([jnp.arange(half), jnp.arange(half)])
+            member_levels = jax.tree.map(lambda x: x[pair], levels)
+            returns = jax.vmap(lambda m, lv, ks: member_return(m, task, lv, ks))(
+                population, member_levels, seeds[pair]
+            )
+            score = returns / task.normaliser
+            utility = pairwise_fitness(score)
+            metrics[f"{task.name}/return"] = jnp.nanmean(returns)
+        else:
+            # Common random numbers: one seed set for the whole population.
+            keys = jax.random.split(key, cfg.n_rollouts)
+            scores = []
+            for task in self.tasks:
+                returns = jax.vmap(
+                    lambda m, task=task: member_return(m, task, task.env_params, keys)
+                )(population)
+                scores.append(returns / task.normaliser)
+                metrics[f"{task.name}/return"] = jnp.nanmean(returns)
+            score = jnp.mean(jnp.stack(scores), axis=0)
+            utility = centered_ranks(score)
+        return score, utility, metrics
+
+    def validation_score(self, optimizer: Any, *, key: PRNGKeyArray) -> Float[Array, ""]:
+        """Mean normalised return of `optimizer` on `n_validation` seeds per task (and
+        levels from `key`, for a distribution). NaN if any run diverged.
+
+        **Arguments:**
+
+        - `optimizer`: the learned optimizer.
+        - `key`: PRNG key of the validation set (fixed across a run).
+
+        **Returns:**
+
+        A scalar.
+        """
+        n = self.config.n_validation
+        scores = []
+        for i, task in enumerate(self.tasks):
+            task_key = jax.random.fold_in(key, i)
+            seeds = jax.random.split(jax.random.fold_in(task_key, 0), n)
+            if task.level_sampler is not None:
+                levels = jax.vmap(task.level_sampler)(
+                    jax.random.split(jax.random.fold_in(task_key, 1), n)
+                )
+                returns = jax.vmap(lambda lv, k, task=task: task.fitness_fn(optimizer, lv, k))(
+                    levels, seeds
+                )
+            else:
+                returns = jax.vmap(
+                    lambda k, task=task: task.fitness_fn(optimizer, task.env_params, k)
+                )(seeds)
+            scores.append(jnp.mean(returns) / task.normaliser)
+        return jnp.mean(jnp.stack(scores))
+
+    # ------------------------------------------------------------------ the run
+
+    def init(self, optimizer: Any, strategy: Open_ES, *, key: PRNGKeyArray) -> ESState:
+        """Initial state with the ES mean at `optimizer`'s meta-parameters.
+
+        **Arguments:**
+
+        - `optimizer`: the initial ES mean (e.g. zeros: see
+          [`lorl_meta.zero_meta_parameters`][]).
+        - `strategy`: `self.strategy(optimizer)`.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        An [`lorl_meta.ESState`][].
+        """
+        self.check_optimizer(optimizer)
+        key = raw_key(key)
+        init_key, run_key = jax.random.split(key)
+        mean = eqx.filter(optimizer, eqx.is_inexact_array)
+        with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+            es_state = strategy.init(init_key, mean, strategy.default_params)
+        es_state = jax.tree.map(jnp.asarray, es_state)
+        return ESState(
+            es_state,
+            run_key,
+            jnp.asarray(0, jnp.int32),
+            jnp.asarray(-jnp.inf, jnp.float32),
+            jnp.asarray(-1, jnp.int32),
+            jnp.asarray(es_state.mean),
+            jnp.asarray(0, jnp.int32),
+        )
+
+    def fingerprint(self, optimizer: Any, seed: int) -> dict[str, Any]:
+        """What must match for a checkpoint to be resumed."""
+        return {
+            "trainer": "ESTrainer",
+            "config": {
+                k: v for k, v in dataclasses.asdict(self.config).items() if k != "n_generations"
+            },
+            "tasks": [
+                {
+                    "name": t.name,
+                    "env_params": describe_tree(t.env_params),
+                    "distribution": t.level_sampler is not None,
+                    "normaliser": t.normaliser,
+                }
+                for t in self.tasks
+            ],
+            "optimizer": type(optimizer).__name__,
+            "optimizer_static": repr(eqx.partition(optimizer, eqx.is_inexact_array)[1]),
+            "meta_parameters": describe_tree(optimizer),
+            "seed": seed,
+        }
+
+    def train(
+        self,
+        optimizer: Any,
+        *,
+        seed: int,
+        checkpoint_dir: str | pathlib.Path | None = None,
+        log_dir: str | pathlib.Path | None = None,
+        progress: bool = True,
+        tensorboard: bool = False,
+    ) -> ESResult:
+        """Evolve `optimizer`'s meta-parameters for `config.n_generations`, resumably.
+
+        Checkpoints (every `config.checkpoint_every` generations and at the end) hold the
+        evosax state, the key, the generation counter, the best validated mean and the
+        metric history; resuming from one gives the same result, bit for bit on CPU, as an
+        uninterrupted run. A directory of a different run raises
+        [`lorl_meta.CheckpointMismatchError`][] before any compute.
+
+        **Arguments:**
+
+        - `optimizer`: the initial ES mean.
+        - `seed`: integer seed of the run (the validation set derives from it too).
+        - `checkpoint_dir`, `log_dir`, `progress`, `tensorboard`: as
+          [`lorl_meta.MetaGradientTrainer.train`][].
+
+        **Returns:**
+
+        An [`lorl_meta.ESResult`][].
+        """
+        self.check_optimizer(optimizer)
+        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an integer, got {seed!r}")
+        ckpt = None
+        if checkpoint_dir is not None:
+            ckpt = Checkpointer(checkpoint_dir, self.fingerprint(optimizer, int(seed)))
+        log = MetricsLog(log_dir, tensorboard=tensorboard)
+        strategy = self.strategy(optimizer)
+        static = eqx.partition(optimizer, eqx.is_inexact_array)[1]
+        root = jax.random.PRNGKey(int(seed))
+        state = self.init(optimizer, strategy, key=jax.random.fold_in(root, 0))
+        val_key = jax.random.fold_in(root, 1)
+        start = 0
+        if ckpt is not None and ckpt.latest_step() is not None:
+            start = int(ckpt.latest_step())  # pyright: ignore[reportArgumentType]
+            state, extras = ckpt.restore(start, state)
+            log.reset(extras["history"])
+        cfg = self.config
+        bar = progress_bar(cfg.n_generations, start, "ES", progress)
+        t0 = time.perf_counter()
+        try:
+            for g in range(start, cfg.n_generations):
+                validate = (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.n_generations
+                state, metrics = _generation(self, strategy, static, state, val_key, validate)
+                row: dict[str, Any] = {"generation": g + 1}
+                row.update({k: _scalar(v) for k, v in metrics.items()})
+                if not validate:
+                    row.pop("validation_score", None)
+                row["wall_time"] = time.perf_counter() - t0
+                log.append(row)
+                bar.set_postfix(mean_fitness=f"{row['mean_score']:.4g}")
+                bar.update(1)
+                if ckpt is not None and (
+                    (g + 1) % cfg.checkpoint_every == 0 or g + 1 == cfg.n_generations
+                ):
+                    ckpt.save(g + 1, state, {"history": log.rows})
+        finally:
+            bar.close()
+            log.close()
+            if ckpt is not None:
+                ckpt.close()
+        final = eqx.combine(strategy.get_mean(state.es_state), static)
+        best = eqx.combine(strategy._unravel_solution(state.best_mean), static)
+        return ESResult(
+            best, final, state, int(state.best_generation), float(state.best_score), log.rows
+        )
+
+
+def _scalar(x: Any) -> float | int | bool:
+    a = np.asarray(x)
+    if a.dtype == np.bool_:
+        return bool(a)
+    if np.issubdtype(a.dtype, np.integer):
+        return int(a)
+    return float(a)
+
+
+@eqx.filter_jit
+def _generation(
+    trainer: ESTrainer,
+    strategy: Open_ES,
+    static: Any,
+    state: ESState,
+    val_key: Array,
+    validate: bool,
+) -> tuple[ESState, dict[str, Array]]:
+    key, ask_key, eval_key, tell_key = jax.random.split(state.key, 4)
+    params = strategy.default_params
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        population, es_state = strategy.ask(ask_key, state.es_state, params)
+    score, utility, metrics = trainer.population_fitness(population, static, key=eval_key)
+    nonfinite = jnp.sum(jnp.logical_not(jnp.isfinite(score)).astype(jnp.int32))
+    with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
+        es_state, _ = strategy.tell(tell_key, population, -utility, es_state, params)
+    es_state = jax.tree.map(jnp.asarray, es_state)
+    generation = state.generation + 1
+    best_score, best_gen, best_mean = state.best_score, state.best_generation, state.best_mean
+    val = jnp.asarray(jnp.nan, jnp.float32)
+    if validate:
+        mean_opt = eqx.combine(strategy._unravel_solution(es_state.mean), static)
+        val = trainer.validation_score(mean_opt, key=val_key).astype(jnp.float32)
+        better = jnp.isfinite(val) & (val > best_score)
+        best_score = jnp.where(better, val, best_score)
+        best_gen = jnp.where(better, generation, best_gen)
+        best_mean = jnp.where(better, es_state.mean, best_mean)
+    finite = jnp.isfinite(score)
+    metrics = dict(metrics)
+    metrics.update(
+        mean_score=jnp.sum(jnp.where(finite, score, 0.0))
+        / jnp.maximum(jnp.sum(finite.astype(score.dtype)), 1.0),
+        max_score=jnp.max(jnp.where(finite, score, -jnp.inf)),
+        n_nonfinite=nonfinite,
+        sigma=jnp.asarray(es_state.std, jnp.float32),
+        validation_score=val,
+        best_validation_score=best_score,
+        best_generation=best_gen,
+    )
+    new_state = ESState(
+        es_state, key, generation, best_score, best_gen, best_mean, state.n_nonfinite + nonfinite
+    )
+    return new_state, metrics
+
+
+def zero_meta_parameters(optimizer: Any) -> Any:
+    """`optimizer` with every floating-point meta-parameter set to zero (the OPEN
+    reference's ES initialisation; spec agents_and_meta.md section 4).
+
+    **Arguments:**
+
+    - `optimizer`: a learned optimizer (eqx.Module).
+
+    **Returns:**
+
+    The same module with zeroed float arrays.
+    """
+    return jax.tree.map(lambda x: jnp.zeros_like(x) if eqx.is_inexact_array(x) else x, optimizer)
