@@ -467,7 +467,7 @@ class MetaGradientTrainer(eqx.Module):
         try:
             for t in range(start, total):
                 state, metrics = self.step(state, static)
-                row = {"step": t + 1}
+                row: dict[str, Any] = {"step": t + 1}
                 row.update({k: _scalar(v) for k, v in metrics.items()})
                 row["wall_time"] = time.perf_counter() - t0
                 log.append(row)
