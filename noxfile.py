@@ -76,10 +76,8 @@ def lint(session: nox.Session) -> None:
     session.run("basedpyright")
 
 
-@nox.session(python=PYTHON)
-@nox.parametrize("package", list(PACKAGES))
-def tests(session: nox.Session, package: str) -> None:
-    """The package's tests, in a fresh environment holding only that package."""
+def _run_package_tests(session: nox.Session, package: str, marker: str) -> None:
+    """Install `package` alone (with its lorl dependencies) and run its tests."""
     closure = _local_closure(package, PACKAGES)
     for dist in closure[:-1]:
         session.install(str(PACKAGES[dist]))
@@ -90,9 +88,16 @@ def tests(session: nox.Session, package: str) -> None:
         f"tests/{module}",
         f"--jaxtyping-packages={module},beartype.beartype",
         "-m",
-        "not slow",
+        marker,
         *session.posargs,
     )
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("package", list(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """The package's tests, in a fresh environment holding only that package."""
+    _run_package_tests(session, package, "not slow")
 
 
 @nox.session(python=PYTHON)
@@ -111,16 +116,4 @@ def docs(session: nox.Session) -> None:
 @nox.parametrize("package", list(PACKAGES))
 def slow(session: nox.Session, package: str) -> None:
     """The slow studies of one package (not part of CI)."""
-    closure = _local_closure(package, PACKAGES)
-    for dist in closure[:-1]:
-        session.install(str(PACKAGES[dist]))
-    session.install(f"{PACKAGES[package]}[test]")
-    module = _module(package)
-    session.run(
-        "pytest",
-        f"tests/{module}",
-        f"--jaxtyping-packages={module},beartype.beartype",
-        "-m",
-        "slow",
-        *session.posargs,
-    )
+    _run_package_tests(session, package, "slow")

@@ -100,7 +100,13 @@ class AbstractGridworld(eqx.Module):
         **Returns:** `(obs, state, reward, terminated, truncated)`.
         """
         u = jax.random.uniform(key, (3, params.exists.shape[-1]))
-        state, reward, terminated, truncated = _core.transition(
+        state, reward, terminated, truncated = self._transition(u, state, action, params)
+        return self.get_obs(state, params), state, reward, terminated, truncated
+
+    def _transition(
+        self, u: Float[Array, "3 k"], state: EnvState, action: Int[Array, ""] | int, params: Level
+    ) -> tuple[EnvState, Float[Array, ""], Bool[Array, ""], Bool[Array, ""]]:
+        return _core.transition(
             u,
             state,
             jnp.asarray(action),
@@ -109,7 +115,6 @@ class AbstractGridworld(eqx.Module):
             self.noop_action,
             self.respawn_same_step,
         )
-        return self.get_obs(state, params), state, reward, terminated, truncated
 
     @eqx.filter_jit
     def reset(
@@ -163,14 +168,8 @@ class AbstractGridworld(eqx.Module):
         # One draw serves the transition and the automatic reset (cheaper than splitting).
         k = params.exists.shape[-1]
         u = jax.random.uniform(key, (4 * k + 1,))
-        state_step, reward, terminated, truncated = _core.transition(
-            u[: 3 * k].reshape(3, k),
-            state,
-            jnp.asarray(action),
-            params,
-            self.actions,
-            self.noop_action,
-            self.respawn_same_step,
+        state_step, reward, terminated, truncated = self._transition(
+            u[: 3 * k].reshape(3, k), state, action, params
         )
         state_reset = _core.reset_state(u[3 * k :], params)
         done = terminated | truncated
