@@ -72,9 +72,31 @@ def main() -> None:
         )
         return total
 
+    network = agent.make_network(env, env_params, key=jax.random.key(0))
+
+    @jax.jit
+    def rollout_only(key):
+        """Environment stepping plus the policy's forward pass and sampling (no learning)."""
+        obs, state = venv.reset(env_params, key=key)
+
+        def body(carry, _):
+            obs, state, key, total = carry
+            key, a_key, s_key = jax.random.split(key, 3)
+            logits, value, _ = jax.vmap(network)(obs)
+            action = la.categorical_sample(logits, key=a_key)
+            obs, state, reward, *_ = venv.step(state, action, env_params, key=s_key)
+            return (obs, state, key, total + jnp.sum(reward) + jnp.sum(value)), None
+
+        (_, _, _, total), _ = jax.lax.scan(
+            body, (obs, state, key, jnp.asarray(0.0)), None, length=steps // config.n_envs
+        )
+        return total
+
     rows = []
     first, median = _time(raw_env, args.repeats)
     rows.append(("raw env stepping (random actions)", first, median))
+    first, median = _time(rollout_only, args.repeats)
+    rows.append(("rollout only (env + policy forward)", first, median))
 
     adam = la.paper_adam("breakout", config)
 

@@ -24,9 +24,7 @@ def test_ppo_with_open_and_a_population_of_meta_parameters():
         return eqx.combine(jax.tree.unflatten(treedef, [x * scale for x in leaves]), static)
 
     scales = jax.numpy.array([1.0, 0.0])
-    results = jax.vmap(
-        lambda s: agent.train(env, params, member(s), key=jax.random.key(0))
-    )(scales)
+    results = jax.vmap(lambda s: agent.train(env, params, member(s), key=jax.random.key(0)))(scales)
     la.check_finite(results)
     w = results.network.actor[0].weight
     # Different meta-parameters give different agents from the same seed.

@@ -92,57 +92,55 @@ def test_step_does_not_retrace(cartpole):
     assert int(state.update) == 3
 
 
-@pytest.mark.timeout(300)
-def test_train_vmaps_over_seeds_and_optimizer_hyperparameters(cartpole):
-    env, params = cartpole
-    agent = la.PPO(TINY)
-    keys = jax.random.split(jax.random.key(0), 3)
-    opt = optax.adam(1e-3)
-    results = jax.vmap(lambda k: agent.train(env, params, opt, key=k))(keys)
-    la.check_finite(results)
-    assert results.metrics["total_loss"].shape == (3, TINY.n_updates)
-    single = agent.train(env, params, opt, key=keys[1])
-    np.testing.assert_allclose(
-        results.metrics["total_loss"][1], single.metrics["total_loss"], rtol=1e-4, atol=1e-5
-    )
-    assert not np.allclose(results.metrics["total_loss"][0], results.metrics["total_loss"][1])
+class FaultySGD(eqx.Module):
+    """SGD whose updates turn NaN from optimizer step `nan_from` on; both fields are
+    arrays, so one compiled program serves every value (and vmaps over them)."""
 
-    # Over a meta-parameter: the learning rate. lr = 0 leaves the network untouched.
-    init_net = agent.make_network(env, params, key=jax.random.key(5))
-    lrs = jnp.array([0.0, 0.01])
-    nets = jax.vmap(
-        lambda lr: (
-            agent.train(
-                env, params, RecordingOptimizer(lr, 12), init_net, key=jax.random.key(3)
-            ).network
-        )
-    )(lrs)
-    w = nets.actor[0].weight
-    np.testing.assert_array_equal(w[0], init_net.actor[0].weight)
-    assert not np.allclose(w[1], init_net.actor[0].weight)
+    lr: jax.Array
+    nan_from: jax.Array
 
-
-def test_nonfinite_updates_are_reported_with_the_update_index(cartpole):
-    env, params = cartpole
-    per_update = TINY.n_epochs * TINY.n_minibatches  # 4 optimizer steps per update
-
-    def init(params):
+    def init(self, params):
         return jnp.asarray(0, jnp.int32)
 
-    def update(grads, count, params=None):
-        bad = count >= per_update + 1  # second optimizer step of update 1
-        scale = jnp.where(bad, jnp.nan, -1e-3)
+    def update(self, grads, count, params=None, **context):
+        scale = jnp.where(count >= self.nan_from, jnp.nan, -self.lr)
         return jax.tree.map(lambda g: scale * g, grads), count + 1
 
-    bad_opt = optax.GradientTransformation(init, update)
+
+NEVER = 10**9
+
+
+@pytest.mark.timeout(600)
+def test_train_vmaps_over_seeds_and_meta_parameters_and_reports_nonfinite(cartpole):
+    """One vmapped program over (seed, optimizer) pairs, one single-run program."""
+    env, params = cartpole
+    agent = la.PPO(TINY)
+    init_net = agent.make_network(env, params, key=jax.random.key(5))
+    k0, k1 = jax.random.split(jax.random.key(0))
+    per_update = TINY.n_epochs * TINY.n_minibatches  # 4 optimizer steps per update
+    keys = jnp.stack([k0, k1, k0, k0])
+    opts = FaultySGD(
+        lr=jnp.array([0.01, 0.01, 0.0, 0.01]),
+        nan_from=jnp.array([NEVER, NEVER, NEVER, per_update + 1]),  # last: update 1
+    )
+    results = eqx.filter_vmap(lambda k, o: agent.train(env, params, o, init_net, key=k))(keys, opts)
+    loss = np.asarray(results.metrics["total_loss"])
+    assert loss.shape == (4, TINY.n_updates)
+    # Seeds differ; lr = 0 leaves the network untouched; the faulty run is reported.
+    assert not np.allclose(loss[0], loss[1])
+    np.testing.assert_array_equal(results.network.actor[0].weight[2], init_net.actor[0].weight)
+    assert not np.allclose(results.network.actor[0].weight[0], init_net.actor[0].weight)
+    np.testing.assert_array_equal(results.first_nonfinite_update, [-1, -1, -1, 1])
+    with pytest.raises(la.NonFiniteUpdateError, match=r"run \(3,\): update 1"):
+        la.check_finite(results)
+
+    # The vmapped run equals the single run; a single faulty run raises with the index.
+    single = agent.train(env, params, FaultySGD(jnp.asarray(0.01), jnp.asarray(NEVER)),
+                         init_net, key=k0)  # fmt: skip
+    np.testing.assert_allclose(single.metrics["total_loss"], loss[0], rtol=1e-4, atol=1e-5)
+    faulty = FaultySGD(jnp.asarray(0.01), jnp.asarray(per_update + 1))
     with pytest.raises(la.NonFiniteUpdateError, match="update 1"):
-        la.PPO(TINY).train(env, params, bad_opt, key=jax.random.key(0))
-    # Under vmap the run cannot raise; the index is in the result.
-    keys = jax.random.split(jax.random.key(0), 2)
-    out = jax.vmap(lambda k: la.PPO(TINY).train(env, params, bad_opt, key=k))(keys)
-    np.testing.assert_array_equal(out.first_nonfinite_update, [1, 1])
-    with pytest.raises(la.NonFiniteUpdateError, match="update 1"):
-        la.check_finite(out)
+        agent.train(env, params, faulty, init_net, key=k0)
 
 
 def test_continuous_actions_gaussian_policy():
@@ -187,3 +185,18 @@ def test_paper_adam_values():
     )
     with pytest.raises(ValueError, match="no tuned values"):
         la.paper_adam("pong", config)
+
+
+def test_ppo_vmapped_over_open_gridworld_levels():
+    lg = pytest.importorskip("lorl_gridworlds")
+    env, _ = lg.make("all")
+    levels = jax.vmap(lambda k: lg.sample_level(k, "all"))(jax.random.split(jax.random.key(0), 2))
+    config = la.PPOConfig.gridworld(
+        n_envs=8, n_steps=4, total_timesteps=2 * 32, n_minibatches=2, n_epochs=2
+    )
+    agent = la.PPO(config)
+    keys = jax.random.split(jax.random.key(1), 2)
+    results = jax.vmap(lambda p, k: agent.train(env, p, optax.adam(1e-3), key=k))(levels, keys)
+    la.check_finite(results)
+    assert results.network.actor[-1].out_features == 5  # OPEN gridworld: 5 actions
+    assert results.metrics["total_loss"].shape == (2, config.n_updates)

@@ -37,9 +37,9 @@ def dormant_fraction(
     """Fraction of tau-dormant neurons of one layer (Sokar et al. 2023, Definition 3.1).
 
     Neuron `i` is tau-dormant when `a_i <= tau * mean_k(a_k)` with `a_i` the mean absolute
-    activation over the batch. Computed without the `eps` of [`lorl_agents.neuron_scores`][], so with
-    `tau = 0` exactly the neurons that never fire on the batch count; a layer whose
-    neurons are all silent is entirely dormant.
+    activation over the batch. Computed without the `eps` of
+    [`lorl_agents.neuron_scores`][], so with `tau = 0` exactly the neurons that never fire
+    on the batch count; a layer whose neurons are all silent is entirely dormant.
 
     **Arguments:**
 
