@@ -95,10 +95,18 @@ class GRU(eqx.Module):
         return self.bias_hn.shape[-1]
 
     def __call__(
-        self, x: Float[Array, "in n"], h: Float[Array, "hidden n"]
+        self,
+        x: Float[Array, "in n"],
+        h: Float[Array, "hidden n"],
+        weight_ih: Float[Array, "gates in"] | None = None,
+        bias_ih: Float[Array, " gates"] | None = None,
     ) -> Float[Array, "hidden n"]:
+        """One step; `weight_ih`/`bias_ih` replace the input weights (used to fold
+        per-tensor constants into them)."""
         f = self.hidden_size
-        gx = self.weight_ih @ x + self.bias_ih[:, None]
+        wi = self.weight_ih if weight_ih is None else weight_ih
+        bi = self.bias_ih if bias_ih is None else bias_ih
+        gx = wi @ x + bi[:, None]
         gh = self.weight_hh @ h
         r = jax.nn.sigmoid(gx[:f] + gh[:f])
         z = jax.nn.sigmoid(gx[f : 2 * f] + gh[f : 2 * f])
@@ -152,59 +160,76 @@ def column_map(
     inputs: tuple[Array, ...],
     carry: tuple[Array, ...],
     chunk_size: int,
+    *,
+    start: int = 0,
+    stop: int | None = None,
 ) -> tuple[Array, ...]:
-    """Run a column-wise computation over features-major arrays, one column chunk at a time.
+    """Run a column-wise computation over columns `[start, stop)` of features-major arrays,
+    one column chunk at a time.
 
     `inputs` are `(k_i, n)` arrays (read only); `carry` are `(k_j, n)` output buffers.
-    For each chunk of at most `chunk_size` columns starting at column `start`,
-    `fn(start, input_chunks, carry_chunks)` returns the new carry chunks, which are written
-    back in place. A buffer may be the array the old values come from (e.g. the optimizer
-    state): a chunk is read before it is overwritten, and no other chunk reads it.
+    For each chunk of at most `chunk_size` columns beginning at (absolute) column `col`,
+    `fn(col, input_chunks, carry_chunks)` returns the new carry chunks, which are written
+    back in place (a carry chunk may be returned as a tuple of row blocks). A buffer may hold the old values (e.g. the optimizer state): a chunk
+    is read before it is overwritten, and no other chunk reads it.
 
     Every intermediate of the per-parameter network then lives in cache, and no full-size
     temporary is allocated: on this machine both mattered more than the matmuls themselves
     (docs/optim/benchmark.md). Full chunks run in a `fori_loop` (reverse-differentiable,
     vmappable); a last partial chunk runs once after it with its own static size.
     """
-    n = (inputs or carry)[0].shape[-1]
-    n_full, tail = divmod(n, chunk_size)
+    stop = (inputs or carry)[0].shape[-1] if stop is None else stop
+    n_full, tail = divmod(stop - start, chunk_size)
 
-    def run(start: Any, size: int, bufs: tuple[Array, ...]) -> tuple[Array, ...]:
-        xs = tuple(jax.lax.dynamic_slice_in_dim(x, start, size, axis=1) for x in inputs)
-        cs = tuple(jax.lax.dynamic_slice_in_dim(b, start, size, axis=1) for b in bufs)
-        ys = fn(start, xs, cs)
-        return tuple(
-            jax.lax.dynamic_update_slice_in_dim(b, y.astype(b.dtype), start, axis=1)
-            for b, y in zip(bufs, ys, strict=True)
-        )
+    def run(col: Any, size: int, bufs: tuple[Array, ...]) -> tuple[Array, ...]:
+        xs = tuple(jax.lax.dynamic_slice_in_dim(x, col, size, axis=1) for x in inputs)
+        cs = tuple(jax.lax.dynamic_slice_in_dim(b, col, size, axis=1) for b in bufs)
+        ys = fn(col, xs, cs)
+        out = []
+        for b, y in zip(bufs, ys, strict=True):
+            # Row blocks are joined in cache and written with ONE update: writing them one by
+            # one made XLA copy the whole buffer per chunk (8x slower, benchmark notes).
+            if isinstance(y, tuple):
+                y = jnp.concatenate(y, axis=0)
+            out.append(jax.lax.dynamic_update_slice_in_dim(b, y.astype(b.dtype), col, axis=1))
+        return tuple(out)
 
     bufs = tuple(carry)
-    if n_full == 1 and tail == 0:
-        return run(0, n, bufs)
-    if n_full > 0:
+    if n_full == 1:
+        bufs = run(start, chunk_size, bufs)
+    elif n_full > 1:
         bufs = jax.lax.fori_loop(
-            0, n_full, lambda i, b: run(i * chunk_size, chunk_size, b), bufs
+            0, n_full, lambda i, b: run(start + i * chunk_size, chunk_size, b), bufs
         )
     if tail:
-        bufs = run(n_full * chunk_size, tail, bufs)
+        bufs = run(start + n_full * chunk_size, tail, bufs)
     return bufs
 
 
 def column_reduce(
-    fn: Callable[..., Array], inputs: tuple[Array, ...], init: Array, chunk_size: int
+    fn: Callable[..., Array],
+    inputs: tuple[Array, ...],
+    init: Array,
+    chunk_size: int,
+    *,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Array:
-    """Sum of `fn(start, input_chunks)` over column chunks (see `column_map`)."""
-    n = inputs[0].shape[-1]
-    n_full, tail = divmod(n, chunk_size)
+    """Sum of `fn(col, input_chunks)` over the column chunks of `[start, stop)` (see
+    `column_map`)."""
+    stop = inputs[0].shape[-1] if stop is None else stop
+    n_full, tail = divmod(stop - start, chunk_size)
 
-    def part(start: Any, size: int) -> Array:
-        return fn(start, tuple(jax.lax.dynamic_slice_in_dim(x, start, size, axis=1) for x in inputs))
+    def part(col: Any, size: int) -> Array:
+        return fn(col, tuple(jax.lax.dynamic_slice_in_dim(x, col, size, axis=1) for x in inputs))
 
     total = init
-    if n_full > 0:
+    if n_full == 1:
+        total = total + part(start, chunk_size)
+    elif n_full > 1:
         total = jax.lax.fori_loop(
-            0, n_full, lambda i, acc: acc + part(i * chunk_size, chunk_size), total
+            0, n_full, lambda i, acc: acc + part(start + i * chunk_size, chunk_size), total
         )
     if tail:
-        total = total + part(n_full * chunk_size, tail)
+        total = total + part(start + n_full * chunk_size, tail)
     return total

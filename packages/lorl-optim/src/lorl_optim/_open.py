@@ -376,25 +376,17 @@ class OPEN(AbstractLearnedOptimizer):
 
     def _raw_features(
         self, g: Float[Array, "1 c"], p: Float[Array, "1 c"] | None, m_old: Float[Array, "6 c"]
-    ) -> tuple[Float[Array, "6 c"], Float[Array, "k c"]]:
-        """New momenta and the (unnormalised) per-tensor features 0-14 (1-14 without p)."""
+    ) -> tuple[Float[Array, "6 c"], list[Array]]:
+        """New momenta and the (unnormalised) per-tensor features 0-14 (1-14 without p), as
+        row blocks `[p], sign(m) (6), log|m| (6), sign(g), log|g|`. The per-tensor sums of
+        squares are taken block by block: a fused concatenate-then-reduce was ~7x slower
+        on this machine (docs/optim/benchmark.md)."""
         betas = jnp.asarray(BETAS, g.dtype)[:, None]
         m = betas * m_old + (1.0 - betas) * g
         rows = [] if p is None else [p]
         rows += [jnp.sign(m), jnp.log(jnp.abs(m) + LOG_EPS), jnp.sign(g)]
         rows.append(jnp.log(jnp.abs(g) + LOG_EPS))
-        return m, jnp.concatenate(rows, axis=0)
-
-    def _net(
-        self, x: Float[Array, "i c"], h: Float[Array, "f c"], is_actor: Array | None
-    ) -> tuple[Float[Array, "o c"], Float[Array, "f c"]]:
-        o, h_new = self.network(x, h)
-        if self.critic_network is not None:
-            assert is_actor is not None
-            o_critic, h_critic = self.critic_network(x, h)
-            o = jnp.where(is_actor, o, o_critic)
-            h_new = jnp.where(is_actor, h_new, h_critic)
-        return o, h_new
+        return m, rows
 
     def update(
         self,
@@ -449,14 +441,14 @@ class OPEN(AbstractLearnedOptimizer):
             params = require(params, "params", owner, "the current agent parameters")
             inputs["p"] = layout.ravel(params, "params").astype(dtype)[None]
 
-        # Context. Per-leaf scalars become (n_leaves,) tables, looked up per column chunk.
-        tables = []  # rows of a (k, n_leaves) table, expanded per chunk by a one-hot matmul
+        # Context. Per-leaf scalars (and the scalar proportions) are folded into the GRU's
+        # input weights and bias leaf by leaf; anything per element is an input row.
         tp = bp = None
         if self.use_training_proportion:
             tp = scalar_context(training_proportion, "training_proportion", owner, dtype)
         if self.use_batch_proportion:
             bp = scalar_context(batch_proportion, "batch_proportion", owner, dtype)
-        lp_row = None
+        lp_table = None
         if self.use_layer_proportion:
             lp = require(
                 layer_proportions,
@@ -466,8 +458,7 @@ class OPEN(AbstractLearnedOptimizer):
             )
             is_table, lp_flat = layout.per_leaf(lp, "layer_proportions", "a scalar per leaf", dtype)
             if is_table:
-                lp_row = len(tables)
-                tables.append(lp_flat)
+                lp_table = lp_flat
             else:
                 inputs["lp"] = lp_flat[None]
         if self.use_dormancy:
@@ -480,15 +471,14 @@ class OPEN(AbstractLearnedOptimizer):
             )
             expected = "shape (out,) per (in, out) kernel"
             inputs["dorm"] = layout.broadcast_leaves(dorm, "dormancy", expected, dtype)[None]
-        mask_row = None
+        mask_table = None
         if self.use_stochasticity or self.separated:
             mask = require(
                 actor_mask, "actor_mask", owner, f"{like}, a bool per leaf (True = actor)"
             )
             is_table, mask_flat = layout.per_leaf(mask, "actor_mask", "a bool per leaf", dtype)
             if is_table:
-                mask_row = len(tables)
-                tables.append(mask_flat)
+                mask_table = mask_flat
             else:
                 inputs["mask"] = mask_flat[None]
         if self.use_stochasticity:
@@ -496,64 +486,98 @@ class OPEN(AbstractLearnedOptimizer):
             # eps ~ N(0, 1), one draw per agent parameter in flat order.
             inputs["eps"] = jax.random.normal(key, (1, n), dtype)
         names = tuple(inputs)
+        n_raw = 14 if self.no_features else 15
 
         def unpack(xs: tuple[Array, ...]) -> dict[str, Array]:
             return dict(zip(names, xs, strict=True))
 
-        # Pass 1: per-tensor second moments of features 0-14 (one-hot matmul per chunk).
-        def moments(start: Any, xs: tuple[Array, ...]) -> Array:
+        def moments(col: Any, xs: tuple[Array, ...]) -> Array:
             x = unpack(xs[:-1])
             _, raw = self._raw_features(x["g"], x.get("p"), xs[-1][:n_mom])
-            one_hot = layout.one_hot(start, raw.shape[1], dtype)
-            return (raw * raw) @ one_hot.T
+            return jnp.concatenate([jnp.sum(r * r, axis=1) for r in raw])
 
-        n_raw = 14 if self.no_features else 15
-        sums = column_reduce(
-            moments,
-            (*inputs.values(), state.slots),
-            jnp.zeros((n_raw, n_leaves), dtype),
-            self.chunk_size,
-        )
-        sizes = jnp.asarray(np.maximum(layout.sizes, 1), dtype)
-        inv_rms = jax.lax.rsqrt(NORM_EPS + sums / sizes[None, :])
-        table = jnp.concatenate([inv_rms, *(t[None] for t in tables)], axis=0)
-
-        # Pass 2: features, network and u_hat, chunk by chunk, state updated in place.
-        def step(start: Any, xs: tuple[Array, ...], cs: tuple[Array, ...]):
-            x = unpack(xs)
-            slots_c = cs[0]
-            m, raw = self._raw_features(x["g"], x.get("p"), slots_c[:n_mom])
-            size = raw.shape[1]
-            looked_up = table @ layout.one_hot(start, size, dtype)
-            features = [raw * looked_up[:n_raw]]
+        def folded(net: OPENNetwork, leaf: int, inv_rms: Array) -> tuple[Array, Array]:
+            """GRU input weights/bias for one leaf with the per-tensor normalisation and
+            every per-leaf constant input folded in (columns left: raw features, then the
+            per-element rows `lp` (if not a scalar per leaf) and `dorm`)."""
+            w, b = net.gru.weight_ih, net.gru.bias_ih
+            cols = [w[:, :n_raw] * inv_rms[None, :]]
+            idx = n_raw
             if tp is not None:
-                features.append(jnp.full((1, size), tp, dtype))
+                b = b + w[:, idx] * tp
+                idx += 1
             if self.use_layer_proportion:
-                features.append(
-                    x["lp"] if lp_row is None else looked_up[n_raw + lp_row : n_raw + lp_row + 1]
-                )
+                if lp_table is not None:
+                    b = b + w[:, idx] * lp_table[leaf]
+                else:
+                    cols.append(w[:, idx : idx + 1])
+                idx += 1
             if bp is not None:
-                features.append(jnp.full((1, size), bp, dtype))
+                b = b + w[:, idx] * bp
+                idx += 1
             if self.use_dormancy:
-                features.append(x["dorm"])
-            is_actor = None
-            if mask_row is not None:
-                is_actor = looked_up[n_raw + mask_row : n_raw + mask_row + 1]
-            elif "mask" in x:
-                is_actor = x["mask"]
-            o, h_new = self._net(
-                jnp.concatenate(features, axis=0),
-                slots_c[n_mom:],
-                None if is_actor is None else is_actor > 0.5,
-            )
-            u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
-            if self.use_stochasticity:
-                assert is_actor is not None
-                u_hat = u_hat + self.alpha3 * o[2:3] * (x["eps"] * is_actor)
-            return jnp.concatenate([m, h_new], axis=0), u_hat
+                cols.append(w[:, idx : idx + 1])
+            return jnp.concatenate(cols, axis=1), b
 
-        slots, u_hat = column_map(
-            step, tuple(inputs.values()), (state.slots, jnp.zeros((1, n), dtype)), self.chunk_size
-        )
+        def leaf_step(leaf: int, weights: tuple[Array, ...]):
+            def step(col: Any, xs: tuple[Array, ...], cs: tuple[Array, ...]):
+                x = unpack(xs)
+                slots_c = cs[0]
+                m, raw = self._raw_features(x["g"], x.get("p"), slots_c[:n_mom])
+                inp = list(raw)
+                if "lp" in x:
+                    inp.append(x["lp"])
+                if "dorm" in x:
+                    inp.append(x["dorm"])
+                h = slots_c[n_mom:]
+
+                def run(net: OPENNetwork, wi: Array, bi: Array, inp: list[Array], h: Array):
+                    h_new = net.gru(jnp.concatenate(inp, axis=0), h, wi, bi)
+                    return net.mlp(h_new), h_new
+
+                if self.critic_network is None:
+                    o, h_new = run(self.network, weights[0], weights[1], inp, h)
+                else:
+                    actor_out = lambda i, hh: run(self.network, weights[0], weights[1], i, hh)
+                    critic_out = lambda i, hh: run(
+                        self.critic_network, weights[2], weights[3], i, hh
+                    )
+                    if mask_table is not None:
+                        o, h_new = jax.lax.cond(
+                            mask_table[leaf] > 0.5, actor_out, critic_out, inp, h
+                        )
+                    else:
+                        o_a, h_a = actor_out(inp, h)
+                        o_c, h_c = critic_out(inp, h)
+                        is_actor = x["mask"] > 0.5
+                        o = jnp.where(is_actor, o_a, o_c)
+                        h_new = jnp.where(is_actor, h_a, h_c)
+                u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
+                if self.use_stochasticity:
+                    on_actor = x["mask"] if mask_table is None else mask_table[leaf]
+                    u_hat = u_hat + self.alpha3 * o[2:3] * (x["eps"] * on_actor)
+                return (m, h_new), u_hat
+
+            return step
+
+        full = tuple(inputs.values())
+        bufs = (state.slots, jnp.zeros((1, n), dtype))
+        for leaf, (offset, size) in enumerate(zip(layout.offsets, layout.sizes, strict=True)):
+            if size == 0:
+                continue
+            span = {"start": offset, "stop": offset + size}
+            # Pass 1 (this leaf): per-tensor second moments of the raw features. Reads the
+            # state from the carried buffer (this leaf's columns are not yet overwritten),
+            # so the state can be updated in place.
+            sums = column_reduce(
+                moments, (*full, bufs[0]), jnp.zeros((n_raw,), dtype), self.chunk_size, **span
+            )
+            inv_rms = jax.lax.rsqrt(NORM_EPS + sums / size)
+            weights = folded(self.network, leaf, inv_rms)
+            if self.critic_network is not None:
+                weights = (*weights, *folded(self.critic_network, leaf, inv_rms))
+            # Pass 2 (this leaf): features, network and u_hat; state updated in place.
+            bufs = column_map(leaf_step(leaf, weights), full, bufs, self.chunk_size, **span)
+        slots, u_hat = bufs
         u = u_hat[0] - jnp.mean(u_hat[0])
         return layout.unravel(-u, dtypes), LearnedOptimizerState(slots, layout)
