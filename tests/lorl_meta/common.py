@@ -18,16 +18,59 @@ RESET_INTERVAL = 3
 N_UNITS = 4
 
 
+class _Discrete:
+    def __init__(self, n: int):
+        self.n = n
+
+
+class _Box:
+    def __init__(self, shape: tuple[int, ...]):
+        self.shape = shape
+
+
+class ContextBandit:
+    """A toy gymnax-interface environment that compiles fast: observe a one-hot context
+    out of `N_CONTEXTS`, reward 1 for the action equal to the context, one-step episodes."""
+
+    n = 4
+
+    @property
+    def default_params(self):
+        return jnp.asarray(1.0, jnp.float32)  # reward of a correct action
+
+    def action_space(self, params=None):
+        return _Discrete(self.n)
+
+    def observation_space(self, params=None):
+        return _Box((self.n,))
+
+    def _obs(self, context):
+        return jax.nn.one_hot(context, self.n, dtype=jnp.float32)
+
+    def reset(self, key, params=None):
+        context = jax.random.randint(key, (), 0, self.n)
+        return self._obs(context), context
+
+    def step(self, key, state, action, params=None):
+        reward = jnp.where(action == state, params, jnp.zeros_like(params))
+        context = jax.random.randint(key, (), 0, self.n)
+        return self._obs(context), context, reward, jnp.asarray(True), jnp.asarray(False), {}
+
+
 @functools.cache
-def tiny_task(name: str = "small_dense_short") -> lm.MetaTask:
-    env, params = lg.make(name)
-    agent = la.A2C(la.A2CConfig.small_gridworld(n_envs=2, n_steps=5, total_timesteps=2 * 5 * 64))
+def tiny_task(name: str = "bandit") -> lm.MetaTask:
+    if name == "bandit":
+        env = ContextBandit()
+        params = env.default_params
+    else:
+        env, params = lg.make(name)
+    agent = la.A2C(la.A2CConfig.small_gridworld(n_envs=8, n_steps=4, total_timesteps=8 * 4 * 64))
     return lm.MetaTask(name, env, params, agent, n_units=N_UNITS)
 
 
 @functools.cache
 def tiny_trainer(
-    n_meta_steps: int = 6, pipeline: bool = True, meta_lr: float = 1e-3, checkpoint_every: int = 2
+    n_meta_steps: int = 6, pipeline: bool = True, meta_lr: float = 1e-2, checkpoint_every: int = 2
 ) -> lm.MetaGradientTrainer:
     config = lm.MetaGradientConfig(
         n_meta_steps=n_meta_steps,

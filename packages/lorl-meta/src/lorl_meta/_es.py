@@ -20,6 +20,8 @@ from ._keys import raw_key
 from ._logging import MetricsLog, progress_bar
 from ._shaping import centered_ranks, pairwise_fitness
 
+_STRATEGIES: dict[Any, Open_ES] = {}
+
 
 @dataclasses.dataclass(frozen=True)
 class ESConfig:
@@ -243,10 +245,29 @@ class ESTrainer(eqx.Module):
         """Whether this run uses antithetic task sampling."""
         return self.tasks[0].level_sampler is not None
 
+    def _core(self) -> "ESTrainer":
+        """This trainer with the run-length settings normalised, so trainers that differ
+        only in `n_generations` / `checkpoint_every` share compiled programs."""
+        config = dataclasses.replace(self.config, n_generations=1, checkpoint_every=1)
+        return ESTrainer(config, self.tasks)
+
     def strategy(self, optimizer: Any) -> Open_ES:
-        """The evosax `Open_ES` for `optimizer`'s floating-point meta-parameters."""
-        cfg = self.config
+        """The evosax `Open_ES` for `optimizer`'s floating-point meta-parameters (one
+        object per configuration and meta-parameter structure, so its jitted `ask` and
+        `tell` compile once)."""
         solution = eqx.filter(optimizer, eqx.is_inexact_array)
+        leaves, treedef = jax.tree.flatten(solution)
+        signature = (
+            self._core(),
+            treedef,
+            tuple((x.shape, str(x.dtype)) for x in leaves),
+        )
+        if signature not in _STRATEGIES:
+            _STRATEGIES[signature] = self._make_strategy(solution)
+        return _STRATEGIES[signature]
+
+    def _make_strategy(self, solution: PyTree) -> Open_ES:
+        cfg = self.config
         return Open_ES(
             population_size=cfg.population_size,
             solution=solution,
@@ -453,6 +474,7 @@ class ESTrainer(eqx.Module):
             ckpt = Checkpointer(checkpoint_dir, self.fingerprint(optimizer, int(seed)))
         log = MetricsLog(log_dir, tensorboard=tensorboard)
         strategy = self.strategy(optimizer)
+        core = self._core()
         static = eqx.partition(optimizer, eqx.is_inexact_array)[1]
         root = jax.random.PRNGKey(int(seed))
         state = self.init(optimizer, strategy, key=jax.random.fold_in(root, 0))
@@ -468,7 +490,7 @@ class ESTrainer(eqx.Module):
         try:
             for g in range(start, cfg.n_generations):
                 validate = (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.n_generations
-                state, metrics = _generation(self, strategy, static, state, val_key, validate)
+                state, metrics = _generation(core, strategy, static, state, val_key, validate)
                 row: dict[str, Any] = {"generation": g + 1}
                 row.update({k: _scalar(v) for k, v in metrics.items()})
                 if not validate:

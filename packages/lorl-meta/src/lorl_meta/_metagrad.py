@@ -162,6 +162,12 @@ class MetaGradientTrainer(eqx.Module):
 
     # ------------------------------------------------------------------ building blocks
 
+    def _core(self) -> "MetaGradientTrainer":
+        """This trainer with the run-length settings normalised, so trainers that differ
+        only in `n_meta_steps` / `checkpoint_every` share compiled programs."""
+        config = dataclasses.replace(self.config, n_meta_steps=1, checkpoint_every=1)
+        return MetaGradientTrainer(config, self.tasks)
+
     def _meta_optimizer(self) -> optax.GradientTransformation:
         cfg = self.config
         adam = optax.adam(cfg.meta_lr, b1=cfg.meta_b1, b2=cfg.meta_b2, eps=cfg.meta_eps)
@@ -216,7 +222,7 @@ class MetaGradientTrainer(eqx.Module):
         A [`lorl_meta.MetaGradientState`][].
         """
         self.check_optimizer(optimizer)
-        return self._init(optimizer, raw_key(key))
+        return self._core()._init(optimizer, raw_key(key))
 
     @eqx.filter_jit
     def _init(self, optimizer: Any, key: Array) -> MetaGradientState:
@@ -330,7 +336,7 @@ class MetaGradientTrainer(eqx.Module):
             return self._objective(eqx.combine(d, nondiff), static, units)
 
         (loss, (units, metrics)), grads = jax.value_and_grad(objective, has_aux=True)(diff)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         finite = jnp.isfinite(grad_norm) & jnp.isfinite(loss)
         grads = jax.tree.map(lambda g: jnp.where(finite, g, jnp.zeros_like(g)), grads)
         with jax.numpy_dtype_promotion("standard"):
@@ -380,7 +386,7 @@ class MetaGradientTrainer(eqx.Module):
         if n_iterations < 1:
             raise ValueError(f"n_iterations must be >= 1, got {n_iterations}")
         self.check_optimizer(optimizer)
-        out = _evaluate(self, optimizer, n_iterations, raw_key(key))
+        out = _evaluate(self._core(), optimizer, n_iterations, raw_key(key))
         return {k: float(v) for k, v in out.items()}
 
     # ------------------------------------------------------------------ the run
@@ -455,7 +461,8 @@ class MetaGradientTrainer(eqx.Module):
             ckpt = Checkpointer(checkpoint_dir, self.fingerprint(optimizer, int(seed)))
         log = MetricsLog(log_dir, tensorboard=tensorboard)
         static = eqx.partition(optimizer, eqx.is_array)[1]
-        state = self._init(optimizer, jax.random.PRNGKey(int(seed)))
+        core = self._core()
+        state = core._init(optimizer, jax.random.PRNGKey(int(seed)))
         start = 0
         if ckpt is not None and ckpt.latest_step() is not None:
             start = int(ckpt.latest_step())  # pyright: ignore[reportArgumentType]
@@ -466,7 +473,7 @@ class MetaGradientTrainer(eqx.Module):
         t0 = time.perf_counter()
         try:
             for t in range(start, total):
-                state, metrics = self.step(state, static)
+                state, metrics = core.step(state, static)
                 row: dict[str, Any] = {"step": t + 1}
                 row.update({k: _scalar(v) for k, v in metrics.items()})
                 row["wall_time"] = time.perf_counter() - t0
