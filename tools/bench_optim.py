@@ -16,6 +16,7 @@ Usage:
 """
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ def agent_params(width: int, key):
     params = {}
     for net, dims in sizes.items():
         layers = {}
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
+        for i, (a, b) in enumerate(itertools.pairwise(dims)):
             key, sub = jax.random.split(key)
             layers[f"layer_{i}"] = {
                 "kernel": jax.random.normal(sub, (a, b)) / jnp.sqrt(float(a)),
@@ -55,7 +56,7 @@ def context(params):
 
     def per_net(net, tree):
         return {
-            name: jax.tree.map(lambda _: jnp.asarray(i / (n_layers - 1)), layer)
+            name: jax.tree.map(lambda _, i=i: jnp.asarray(i / (n_layers - 1)), layer)
             for i, (name, layer) in enumerate(sorted(tree.items()))
         }
 
@@ -206,9 +207,8 @@ def main() -> None:
         ceiling_after = matmul_ceiling(args.reps)["flops_per_s"]
         print(f"  (matmul ceiling re-measured after {label}: {ceiling_after / 1e9:.1f} GFLOP/s)")
     result = {
-        "command": "python tools/bench_optim.py " + " ".join(
-            f"--{k} {v}" for k, v in vars(args).items()
-        ),
+        "command": "python tools/bench_optim.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "cpu_count": os.cpu_count(),

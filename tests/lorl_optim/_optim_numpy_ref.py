@@ -184,7 +184,9 @@ def gru_from_module(gru) -> dict:
 
 
 def relu_mlp(mlp, x: np.ndarray) -> np.ndarray:
-    layers = [(np.asarray(lay.weight, np.float64), np.asarray(lay.bias, np.float64)) for lay in mlp.layers]
+    layers = [
+        (np.asarray(lay.weight, np.float64), np.asarray(lay.bias, np.float64)) for lay in mlp.layers
+    ]
     for w, b in layers[:-1]:
         x = np.maximum(w @ x + b, 0)
     w, b = layers[-1]

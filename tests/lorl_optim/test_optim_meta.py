@@ -18,7 +18,10 @@ def _problem(dtype):
         "critic": jnp.array([1.5, -0.3], dtype),
     }
     target = {"actor": jnp.array([[0.0, 1.0], [-1.0, 0.0]], dtype), "critic": jnp.zeros(2, dtype)}
-    curv = {"actor": jnp.array([[1.0, 3.0], [0.5, 2.0]], dtype), "critic": jnp.array([1.0, 4.0], dtype)}
+    curv = {
+        "actor": jnp.array([[1.0, 3.0], [0.5, 2.0]], dtype),
+        "critic": jnp.array([1.0, 4.0], dtype),
+    }
 
     def loss(p):
         terms = jax.tree.map(lambda x, t, a: jnp.sum(a * (x - t) ** 2), p, target, curv)
@@ -49,7 +52,9 @@ def _meta_loss(opt, dtype, inner="quadratic"):
         if inner == "quadratic":
             g = jax.grad(loss)(p)
         else:
-            g = jax.tree.map(lambda x: jnp.linspace(-1.0, 0.5, x.size, dtype=dtype).reshape(x.shape), p)
+            g = jax.tree.map(
+                lambda x: jnp.linspace(-1.0, 0.5, x.size, dtype=dtype).reshape(x.shape), p
+            )
         upd, state = opt.update(g, state, p, **_context(dtype), key=keys[k])
         p = jax.tree.map(lambda a, b: a + b, p, upd)
     return loss(p)
@@ -77,7 +82,8 @@ def test_meta_gradient_matches_finite_differences(which):
         leaves, treedef = jax.tree.flatten(arrays)
         keys = jax.random.split(jax.random.key(2), len(leaves))
         direction = jax.tree.unflatten(
-            treedef, [jax.random.normal(k, x.shape, jnp.float64) for k, x in zip(keys, leaves, strict=True)]
+            treedef,
+            [jax.random.normal(k, x.shape, jnp.float64) for k, x in zip(keys, leaves, strict=True)],
         )
         analytic = sum(
             float(jnp.vdot(a, b))
@@ -114,7 +120,9 @@ def test_vmap_over_population_matches_members():
     o4 = [lo.Optim4RL(1e-3, key=jax.random.key(i)) for i in range(2)]
     pop4 = jax.tree.map(lambda *xs: jnp.stack(xs), *o4)
     out = eqx.filter_vmap(lambda o: o.update(g, o.init(p))[0])(pop4)
-    np.testing.assert_allclose(out["critic"][1], o4[1].update(g, o4[1].init(p))[0]["critic"], rtol=1e-5)
+    np.testing.assert_allclose(
+        out["critic"][1], o4[1].update(g, o4[1].init(p))[0]["critic"], rtol=1e-5
+    )
 
 
 @eqx.filter_jit

@@ -15,7 +15,10 @@ def _quadratic():
     target = {"a": jnp.array([1.0, -2.0, 0.5]), "b": jnp.array([[0.3, -0.7]])}
 
     def loss(p):
-        return sum(jnp.sum((x - t) ** 2) for x, t in zip(jax.tree.leaves(p), jax.tree.leaves(target), strict=True))
+        return sum(
+            jnp.sum((x - t) ** 2)
+            for x, t in zip(jax.tree.leaves(p), jax.tree.leaves(target), strict=True)
+        )
 
     params = jax.tree.map(jnp.zeros_like, target)
     return params, loss
@@ -117,9 +120,9 @@ def test_open_proportions():
     tp, bp = lo.open_proportions(jnp.asarray(0), n_minibatches=8, n_epochs=4, n_updates=10)
     assert (float(tp), float(bp)) == (0.0, 0.0)
     steps = jnp.array([7, 8, 31, 32, 319])
-    tp, bp = jax.vmap(
-        lambda t: lo.open_proportions(t, n_minibatches=8, n_epochs=4, n_updates=10)
-    )(steps)
+    tp, bp = jax.vmap(lambda t: lo.open_proportions(t, n_minibatches=8, n_epochs=4, n_updates=10))(
+        steps
+    )
     np.testing.assert_allclose(tp, [0, 0, 0, 1 / 9, 1], rtol=1e-6)
     np.testing.assert_allclose(bp, [0, 1 / 3, 1, 0, 1], rtol=1e-6)
     with pytest.raises(ValueError, match="n_epochs"):

@@ -6,7 +6,6 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
@@ -123,7 +122,7 @@ class AbstractLearnedOptimizer(eqx.Module):
             context = {k: v for k, v in extra_args.items() if k in CONTEXT_NAMES}
             return self.update(updates, state, params, **context)
 
-        return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+        return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def require(value: Any, name: str, owner: str, expected: str) -> Any:

@@ -88,9 +88,7 @@ def _lr(learning_rate: float, anneal: bool, total_steps: int | None) -> optax.Sc
 
 def _get(table: dict, env: str, optimizer: str) -> object:
     if env not in table:
-        raise ValueError(
-            f"No tuned {optimizer} values for {env!r}; available: {', '.join(table)}."
-        )
+        raise ValueError(f"No tuned {optimizer} values for {env!r}; available: {', '.join(table)}.")
     return table[env]
 
 

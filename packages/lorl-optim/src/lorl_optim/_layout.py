@@ -133,17 +133,14 @@ class ParamLayout:
     def segment_mean(self, x: Float[Array, "k n"]) -> Float[Array, "k leaves"]:
         """Mean over each leaf's elements, for every row of a features-major array."""
         means = [
-            jnp.mean(x[:, o : o + s], axis=1)
-            for o, s in zip(self.offsets, self.sizes, strict=True)
+            jnp.mean(x[:, o : o + s], axis=1) for o, s in zip(self.offsets, self.sizes, strict=True)
         ]
         return jnp.stack(means, axis=1)
 
     def expand(self, v: Float[Array, "k leaves"]) -> Float[Array, "k n"]:
         """Repeat a per-leaf value over that leaf's elements (inverse of `segment_mean`)."""
         k = v.shape[0]
-        parts = [
-            jnp.broadcast_to(v[:, i : i + 1], (k, s)) for i, s in enumerate(self.sizes)
-        ]
+        parts = [jnp.broadcast_to(v[:, i : i + 1], (k, s)) for i, s in enumerate(self.sizes)]
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
     def leaf_ids(self, start: Any, size: int) -> Array:

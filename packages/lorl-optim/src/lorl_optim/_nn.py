@@ -146,7 +146,7 @@ class MLP(eqx.Module):
         return self.layers[-1](x)
 
 
-def count_flops(module: eqx.Module) -> int:
+def count_flops(module: Any) -> int:
     """Multiply-add FLOPs (2 per weight entry) of one column through `module`'s matmuls."""
     return sum(
         2 * int(leaf.size)
@@ -156,7 +156,7 @@ def count_flops(module: eqx.Module) -> int:
 
 
 def column_map(
-    fn: Callable[..., tuple[Array, ...]],
+    fn: Callable[..., tuple[Any, ...]],
     inputs: tuple[Array, ...],
     carry: tuple[Array, ...],
     chunk_size: int,
@@ -170,8 +170,9 @@ def column_map(
     `inputs` are `(k_i, n)` arrays (read only); `carry` are `(k_j, n)` output buffers.
     For each chunk of at most `chunk_size` columns beginning at (absolute) column `col`,
     `fn(col, input_chunks, carry_chunks)` returns the new carry chunks, which are written
-    back in place (a carry chunk may be returned as a tuple of row blocks). A buffer may hold the old values (e.g. the optimizer state): a chunk
-    is read before it is overwritten, and no other chunk reads it.
+    back in place (a carry chunk may be returned as a tuple of row blocks). A buffer may
+    hold the old values (e.g. the optimizer state): a chunk is read before it is
+    overwritten, and no other chunk reads it.
 
     Every intermediate of the per-parameter network then lives in cache, and no full-size
     temporary is allocated: on this machine both mattered more than the matmuls themselves

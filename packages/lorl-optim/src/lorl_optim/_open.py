@@ -311,9 +311,7 @@ class OPEN(AbstractLearnedOptimizer):
         """Length of this optimizer's flat meta-parameter vector (reference layout)."""
         one = sum(
             math.prod(s)
-            for _, s in flat_layout(
-                self.n_inputs, self.hidden_size, self.mlp_width, self.n_outputs
-            )
+            for _, s in flat_layout(self.n_inputs, self.hidden_size, self.mlp_width, self.n_outputs)
         )
         return 2 * one if self.separated else one
 
@@ -370,9 +368,7 @@ class OPEN(AbstractLearnedOptimizer):
 
     def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
         layout = ParamLayout.from_tree(params)
-        return LearnedOptimizerState(
-            jnp.zeros((self.n_slots, layout.size), layout.dtype), layout
-        )
+        return LearnedOptimizerState(jnp.zeros((self.n_slots, layout.size), layout.dtype), layout)
 
     def _raw_features(
         self, g: Float[Array, "1 c"], p: Float[Array, "1 c"] | None, m_old: Float[Array, "6 c"]
@@ -435,7 +431,7 @@ class OPEN(AbstractLearnedOptimizer):
         g = layout.ravel(grads, "grads").astype(dtype)
         like = "a pytree with the same structure as the parameters"
 
-        n, n_mom, n_leaves = layout.size, len(BETAS), layout.n_leaves
+        n, n_mom = layout.size, len(BETAS)
         inputs: dict[str, Array] = {"g": g[None]}
         if not self.no_features:
             params = require(params, "params", owner, "the current agent parameters")
@@ -482,9 +478,9 @@ class OPEN(AbstractLearnedOptimizer):
             else:
                 inputs["mask"] = mask_flat[None]
         if self.use_stochasticity:
-            key = require(key, "key", owner, "a PRNG key for the actor's update noise")
+            noise_key = require(key, "key", owner, "a PRNG key for the actor's update noise")
             # eps ~ N(0, 1), one draw per agent parameter in flat order.
-            inputs["eps"] = jax.random.normal(key, (1, n), dtype)
+            inputs["eps"] = jax.random.normal(noise_key, (1, n), dtype)
         names = tuple(inputs)
         n_raw = 14 if self.no_features else 15
 
@@ -535,13 +531,12 @@ class OPEN(AbstractLearnedOptimizer):
                     h_new = net.gru(jnp.concatenate(inp, axis=0), h, wi, bi)
                     return net.mlp(h_new), h_new
 
-                if self.critic_network is None:
+                critic = self.critic_network
+                if critic is None:
                     o, h_new = run(self.network, weights[0], weights[1], inp, h)
                 else:
                     actor_out = lambda i, hh: run(self.network, weights[0], weights[1], i, hh)
-                    critic_out = lambda i, hh: run(
-                        self.critic_network, weights[2], weights[3], i, hh
-                    )
+                    critic_out = lambda i, hh: run(critic, weights[2], weights[3], i, hh)
                     if mask_table is not None:
                         o, h_new = jax.lax.cond(
                             mask_table[leaf] > 0.5, actor_out, critic_out, inp, h

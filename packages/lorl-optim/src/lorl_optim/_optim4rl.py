@@ -112,9 +112,7 @@ class Optim4RL(AbstractLearnedOptimizer):
 
     def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
         layout = ParamLayout.from_tree(params)
-        return LearnedOptimizerState(
-            jnp.zeros((self.n_slots, layout.size), layout.dtype), layout
-        )
+        return LearnedOptimizerState(jnp.zeros((self.n_slots, layout.size), layout.dtype), layout)
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]

@@ -2,6 +2,7 @@
 
 import importlib.resources
 import os
+import pathlib
 from typing import TypeVar
 
 import equinox as eqx
@@ -9,7 +10,7 @@ import jax
 import numpy as np
 
 from ._base import AbstractLearnedOptimizer
-from ._open import OPEN
+from ._open import DEFAULT_CHUNK, OPEN
 
 _T = TypeVar("_T", bound=AbstractLearnedOptimizer)
 
@@ -53,10 +54,12 @@ def load_open(name: str, *, chunk_size: int | None = None) -> OPEN:
     with (importlib.resources.files("lorl_optim") / "weights" / filename).open("rb") as f:
         vector = np.load(f)
     hidden_size, mlp_width = (16, 32) if size == "larger" else (8, 16)  # Appendix B.4/B.5
-    kwargs = {} if chunk_size is None else {"chunk_size": chunk_size}
     # Placeholder meta-parameters from a fixed key; `from_flat` replaces all of them.
     template = OPEN(
-        hidden_size=hidden_size, mlp_width=mlp_width, key=jax.random.key(0), **kwargs
+        hidden_size=hidden_size,
+        mlp_width=mlp_width,
+        chunk_size=DEFAULT_CHUNK if chunk_size is None else chunk_size,
+        key=jax.random.key(0),
     )
     return template.from_flat(vector)
 
@@ -73,7 +76,7 @@ def save_meta_parameters(path: str | os.PathLike[str], optimizer: AbstractLearne
     - `path`: file to write.
     - `optimizer`: any learned optimizer.
     """
-    eqx.tree_serialise_leaves(path, optimizer)
+    eqx.tree_serialise_leaves(pathlib.Path(path), optimizer)
 
 
 def load_meta_parameters(path: str | os.PathLike[str], like: _T) -> _T:
@@ -88,7 +91,7 @@ def load_meta_parameters(path: str | os.PathLike[str], like: _T) -> _T:
 
     `like` with the saved meta-parameters. Raises `ValueError` if they contain NaN/inf.
     """
-    loaded = eqx.tree_deserialise_leaves(path, like)
+    loaded = eqx.tree_deserialise_leaves(pathlib.Path(path), like)
     for leaf in jax.tree.leaves(eqx.filter(loaded, eqx.is_array)):
         if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError(f"Meta-parameters in {os.fspath(path)!r} contain NaN or inf.")
