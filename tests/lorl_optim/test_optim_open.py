@@ -277,6 +277,25 @@ def test_chunked_equals_unchunked():
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("separated", [False, True])
+def test_per_element_context_equals_per_leaf(separated):
+    """Layer proportions and actor mask given per element (arrays broadcast to each leaf)
+    give the same update as a scalar per leaf (the folded-into-weights path)."""
+    opt = lo.OPEN(separated=separated, key=jax.random.key(0))
+    params = _params()
+    expand = lambda tree: jax.tree.map(lambda c, p: jnp.broadcast_to(c, p.shape), tree, params)
+    ctx = dict(
+        CONTEXT,
+        layer_proportions=expand(CONTEXT["layer_proportions"]),
+        actor_mask=expand(CONTEXT["actor_mask"]),
+    )
+    state = opt.init(params)
+    a, _ = _step(opt, _grads(0), state, params, CONTEXT, jax.random.key(0))
+    b, _ = _step(opt, _grads(0), state, params, ctx, jax.random.key(0))
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-9)
+
+
 # ------------------------------------------------------------------------------ errors
 
 

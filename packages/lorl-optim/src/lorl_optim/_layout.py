@@ -130,33 +130,6 @@ class ParamLayout:
             flat.append(jnp.ravel(jnp.broadcast_to(leaf.astype(dtype), shape)))
         return flat[0] if len(flat) == 1 else jnp.concatenate(flat)
 
-    def segment_mean(self, x: Float[Array, "k n"]) -> Float[Array, "k leaves"]:
-        """Mean over each leaf's elements, for every row of a features-major array."""
-        means = [
-            jnp.mean(x[:, o : o + s], axis=1) for o, s in zip(self.offsets, self.sizes, strict=True)
-        ]
-        return jnp.stack(means, axis=1)
-
-    def expand(self, v: Float[Array, "k leaves"]) -> Float[Array, "k n"]:
-        """Repeat a per-leaf value over that leaf's elements (inverse of `segment_mean`)."""
-        k = v.shape[0]
-        parts = [jnp.broadcast_to(v[:, i : i + 1], (k, s)) for i, s in enumerate(self.sizes)]
-        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
-
-    def leaf_ids(self, start: Any, size: int) -> Array:
-        """Leaf index of columns `start, ..., start + size - 1` (int32), from the static
-        offsets (no stored per-column array)."""
-        cols = start + jnp.arange(size, dtype=jnp.int32)
-        ids = jnp.zeros((size,), jnp.int32)
-        for offset in self.offsets[1:]:
-            ids = ids + (cols >= offset).astype(jnp.int32)
-        return ids
-
-    def one_hot(self, start: Any, size: int, dtype: Any) -> Array:
-        """`(n_leaves, size)` one-hot leaf membership of a column chunk."""
-        ids = self.leaf_ids(start, size)
-        return (ids[None, :] == jnp.arange(self.n_leaves, dtype=jnp.int32)[:, None]).astype(dtype)
-
     def per_leaf(self, tree: Any, what: str, expected: str, dtype: Any) -> tuple[bool, Array]:
         """Per-leaf context as `(True, table (n_leaves,))` when every leaf is a scalar, else
         `(False, flat (n,))` via `broadcast_leaves`."""
