@@ -180,8 +180,9 @@ class OPEN(AbstractLearnedOptimizer):
     - `separated=True`: two networks (two sets of meta-parameters); actor leaves
       (`actor_mask` True) go through `network`, critic leaves through `critic_network`.
       Zero-meaning stays one mean over all elements, as in the shared optimizer (our
-      reading of Section 7.2, which changes only the meta-parameters). Both networks
-      are evaluated on every element and the result selected (2x the network cost).
+      reading of Section 7.2, which changes only the meta-parameters). With a bool per
+      leaf, each leaf runs only its own network (`lax.cond`); with a per-element mask
+      both run and the result is selected (2x the network cost).
     - `no_features=True`: "No Features" (Appendix B.4): 14 inputs, the normalised
       momentum and gradient features (features 1-14; the parameter value is dropped, our
       reading of "conditions only on gradient and momentum"), two outputs, no noise.
@@ -300,8 +301,9 @@ class OPEN(AbstractLearnedOptimizer):
         return len(BETAS) + self.hidden_size
 
     def flops_per_parameter(self) -> int:
-        """Matmul FLOPs per agent parameter and step (2 per weight entry; both networks
-        when separated, since both are evaluated)."""
+        """Matmul FLOPs per agent parameter and step (2 per weight entry). When
+        separated this counts both networks, which is what a per-element actor mask
+        costs; with a bool per leaf only one of them runs per parameter."""
         return count_flops((self.network, self.critic_network))
 
     # ----------------------------------------------------------------- weights I/O
@@ -416,8 +418,9 @@ class OPEN(AbstractLearnedOptimizer):
           `(in, out)` and its bias); required unless ablated.
         - `actor_mask`: pytree like `params`, a bool per leaf (True for actor leaves);
           required with stochasticity or `separated`.
-        - `key`: PRNG key for the actor noise; required with stochasticity. The update is
-          deterministic given the key.
+        - `key`: PRNG key for the actor noise; required with stochasticity. The noise is
+          `jax.random.normal(key, (1, n_params))` over the flat parameter vector (leaves
+          in `jax.tree` order), so the update is deterministic given the key.
 
         **Returns:**
 
