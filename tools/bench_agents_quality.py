@@ -130,7 +130,9 @@ def part_minatar(steps: int, seeds: int, games: list[str]) -> list[dict]:
     return rows
 
 
-def part_a2c(steps: int, seeds: int, lrs: dict[str, float], tasks: list[str]) -> list[dict]:
+def part_a2c(
+    steps: int, seeds: int, lrs: dict[str, float], tasks: list[str], optimizers: list[str]
+) -> list[dict]:
     import lorl_gridworlds
 
     rows = []
@@ -141,7 +143,9 @@ def part_a2c(steps: int, seeds: int, lrs: dict[str, float], tasks: list[str]) ->
         )
         config = base(total_timesteps=steps)
         agent = la.A2C(config)
-        for opt_name, make in (("adam", optax.adam), ("rmsprop", optax.rmsprop)):
+        makers = {"adam": optax.adam, "rmsprop": optax.rmsprop}
+        for opt_name in optimizers:
+            make = makers[opt_name]
             lr = lrs[opt_name]
             opt = make(lr)
             final, elapsed, bad = run_seeds(
@@ -181,6 +185,7 @@ def main() -> None:
         default=3e-3,
         help="A2C RMSProp lr (Optim4RL C.2 uses 3e-3 on big_dense_long)",
     )
+    parser.add_argument("--optimizers", nargs="*", default=["adam", "rmsprop"])
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
@@ -198,9 +203,8 @@ def main() -> None:
     elif args.part == "minatar":
         rows = part_minatar(steps, seeds, args.games)
     else:
-        rows = part_a2c(
-            steps, seeds, {"adam": args.adam_lr, "rmsprop": args.rmsprop_lr}, args.tasks
-        )
+        lrs = {"adam": args.adam_lr, "rmsprop": args.rmsprop_lr}
+        rows = part_a2c(steps, seeds, lrs, args.tasks, args.optimizers)
     with open(args.out, "w") as f:
         json.dump(
             {
