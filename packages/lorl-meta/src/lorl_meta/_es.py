@@ -90,7 +90,7 @@ class ESTask:
     - `name`: a label (used in metric names).
     - `fitness_fn`: `fitness_fn(optimizer, env_params, key) -> scalar`, the final return
       of a full inner training run with `optimizer` (pure and vmappable; see
-      [`lorl_meta.ppo_fitness`][] and [`lorl_meta.a2c_fitness`][]). Return NaN for a run
+      [`lorl_meta.ppo_fitness`][], which also takes an A2C agent). Return NaN for a run
       that diverged: such members rank last.
     - `env_params`: the task's fixed environment parameters (ignored with a sampler).
     - `level_sampler`: `level_sampler(key) -> env_params` for a task distribution: turns

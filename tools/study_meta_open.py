@@ -1,0 +1,158 @@
+"""Learning study for lorl-meta (issue 5, item 6b): OPEN meta-trained by evolution
+strategies on a small task, against tuned Adam. Not a test: prints a table, writes JSON
+and a figure. CPU only; sized for about 30 minutes on 2 cores (check the printed timings
+and lower --generations if needed).
+
+The small task: PPO (OPEN's gridworld settings, Appendix C.1, with a reduced budget of
+`--envs` x 20 steps x `--updates` updates and `--width` hidden units) on the Optim4RL
+gridworld `small_dense_short` (a 4 x 6 grid, 50-step episodes), chosen because one inner
+run takes well under a second on the CPU.
+
+Steps:
+
+1. Tune Adam (OPEN's gridworld betas 0.99/0.99 with linear annealing, Table 6) over the
+   learning rates {3e-4, 1e-3, 3e-3, 1e-2, 3e-2} with `--tune-seeds` seeds each.
+2. ES (OPEN Table 7, gridworld column: sigma 0.01 decaying 0.999, lr 0.005 decaying
+   0.990, population `--population`, validation every 9 generations), from zero
+   meta-parameters (the reference's initialisation), fitness = final return of the inner
+   run, common random numbers; the ES mean's fitness per generation is recorded.
+3. Evaluate the best validated ES mean and tuned Adam on `--eval-seeds` fresh seeds; the
+   bar: OPEN's mean final return is inside tuned Adam's 95% bootstrap confidence interval
+   of the mean, or above it.
+
+    python tools/study_meta_open.py --out docs/meta/study_open.json
+
+STATUS: written, not yet run (no results are claimed in the docs).
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import lorl_agents as la
+import lorl_gridworlds as lg
+import lorl_meta as lm
+import lorl_optim as lo
+
+ENV = "small_dense_short"
+ADAM_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+
+def bootstrap_ci(x: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = rng.choice(x, size=(n, len(x)), replace=True).mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--envs", type=int, default=32)
+    p.add_argument("--updates", type=int, default=40)
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--population", type=int, default=32)
+    p.add_argument("--generations", type=int, default=90)
+    p.add_argument("--tune-seeds", type=int, default=8)
+    p.add_argument("--eval-seeds", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default="runs/study_meta_open")
+    p.add_argument("--out", default="docs/meta/study_open.json")
+    args = p.parse_args()
+
+    env, params = lg.make(ENV)
+    cfg = la.PPOConfig.gridworld(
+        n_envs=args.envs,
+        n_steps=20,
+        total_timesteps=args.envs * 20 * args.updates,
+        n_minibatches=4,
+        width=args.width,
+    )
+    agent = la.PPO(cfg)
+    fitness = lm.ppo_fitness(agent, env)
+    report: dict = {"env": ENV, "ppo_budget_steps": cfg.steps_per_run, "args": vars(args)}
+    t0 = time.perf_counter()
+
+    def returns(optimizer, seeds):
+        keys = jax.vmap(jax.random.key)(jnp.asarray(list(seeds), jnp.uint32))
+        return np.asarray(jax.vmap(lambda k: fitness(optimizer, params, k))(keys))
+
+    def adam(lr):
+        schedule = optax.linear_schedule(lr, 0.0, cfg.n_updates * cfg.n_epochs * cfg.n_minibatches)
+        return optax.adam(schedule, b1=0.99, b2=0.99)  # OPEN Table 6 betas, annealed
+
+    tuning = {}
+    for lr in ADAM_GRID:
+        tuning[lr] = float(np.nanmean(returns(adam(lr), range(100, 100 + args.tune_seeds))))
+        print(f"adam lr {lr:g}: {tuning[lr]:.3f} ({time.perf_counter() - t0:.0f}s)", flush=True)
+    best_lr = max(tuning, key=lambda k: tuning[k])
+    report["adam_tuning"] = {str(k): v for k, v in tuning.items()}
+    report["adam_lr"] = best_lr
+
+    config = lm.ESConfig(
+        n_generations=args.generations, population_size=args.population, checkpoint_every=9
+    )
+    trainer = lm.ESTrainer(config, lm.ESTask(ENV, fitness, params))
+    start = lm.zero_meta_parameters(lo.OPEN(key=jax.random.key(args.seed)))
+    run_dir = pathlib.Path(args.run_dir)
+    result = trainer.train(start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", log_dir=run_dir)
+    report["es_history"] = [
+        {k: r.get(k) for k in ("generation", "mean_score", "max_score", "validation_score")}
+        for r in result.history
+    ]
+    report["best_generation"] = result.best_generation
+    print(f"ES done, best generation {result.best_generation} ({time.perf_counter() - t0:.0f}s)")
+
+    seeds = range(1000, 1000 + args.eval_seeds)
+    evaluation = {
+        "adam": returns(adam(best_lr), seeds),
+        "open_es": returns(result.optimizer, seeds),
+    }
+    for name, x in evaluation.items():
+        lo_ci, hi_ci = bootstrap_ci(x)
+        report[name] = {
+            "final_returns": x.tolist(),
+            "mean": float(np.mean(x)),
+            "ci95": [lo_ci, hi_ci],
+        }
+    bar = report["open_es"]["mean"] >= report["adam"]["ci95"][0]
+    report["bar_met"] = bool(bar)
+    report["wall_time_s"] = time.perf_counter() - t0
+    print("\n| optimizer | mean final return | 95% CI |\n|---|---|---|")
+    for name in evaluation:
+        r = report[name]
+        print(f"| {name} | {r['mean']:.3f} | [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] |")
+    print(f"bar (OPEN mean >= Adam CI lower end): {'met' if bar else 'NOT met'}")
+
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        gens = [r["generation"] for r in result.history]
+        ax.plot(gens, [r["mean_score"] for r in result.history], label="population mean")
+        val = [(r["generation"], r["validation_score"]) for r in result.history
+               if r.get("validation_score") is not None]  # fmt: skip
+        if val:
+            ax.plot(*zip(*val, strict=True), "o-", label="ES mean (validation)")
+        ax.axhline(report["adam"]["mean"], color="k", ls="--", label="tuned Adam")
+        ax.set_xlabel("generation")
+        ax.set_ylabel("final return")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out.with_suffix(".png"), dpi=120)
+    except ImportError:
+        print("matplotlib not installed: no figure")
+
+
+if __name__ == "__main__":
+    main()
