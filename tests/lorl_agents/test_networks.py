@@ -100,3 +100,11 @@ def test_dormancy_on_hand_built_network():
     np.testing.assert_allclose(dorm.actor[0].weight, [[0.0, 0.0], [2.0, 2.0]], atol=1e-9)
     np.testing.assert_allclose(dorm.actor[0].bias, [0.0, 2.0], atol=1e-9)
     assert float(la.dormant_fraction(acts[0])) == 0.5
+
+
+@pytest.mark.parametrize("kernel", [2, 3])
+def test_im2col_convolution_matches_equinox_conv(kernel):
+    conv = eqx.nn.Conv2d(5, 16, kernel, 1, padding="SAME", key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (13, 9, 5))
+    expected = jnp.moveaxis(conv(jnp.moveaxis(x, -1, 0)), 0, -1)
+    np.testing.assert_allclose(la.conv_same_channels_last(conv, x), expected, atol=1e-5)

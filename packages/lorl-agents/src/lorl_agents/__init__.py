@@ -35,6 +35,7 @@ from ._networks import (
     A2CNetwork as A2CNetwork,
     AbstractActorCritic as AbstractActorCritic,
     PPONetwork as PPONetwork,
+    conv_same_channels_last as conv_same_channels_last,
     orthogonal_init as orthogonal_init,
 )
 from ._optimizers import (

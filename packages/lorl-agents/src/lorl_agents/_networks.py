@@ -96,6 +96,44 @@ def _constant(value: float | bool) -> Callable[[Array], Array]:
     return lambda x: jnp.asarray(value, dtype=dtype)
 
 
+def conv_same_channels_last(
+    conv: eqx.nn.Conv2d, x: Float[Array, "height width in_channels"]
+) -> Float[Array, "height width out_channels"]:
+    """`conv` (stride 1, "SAME" padding) applied to a channels-last image, computed as one
+    matrix product over image patches (im2col).
+
+    Same numbers as `conv` itself, but on this project's CPU the gradient of XLA's
+    convolution inside the training `scan` was ~8x slower than this formulation (A2C on
+    `big_dense_long`: 2.5 s per update instead of ~0.6 s), so the A2C CNN uses this.
+
+    **Arguments:**
+
+    - `conv`: an `eqx.nn.Conv2d` with stride 1, dilation 1, one group and "SAME" padding.
+    - `x`: the image, channels last.
+
+    **Returns:**
+
+    The convolution's output, channels last.
+    """
+    if tuple(conv.stride) != (1, 1) or tuple(conv.dilation) != (1, 1) or conv.groups != 1:
+        raise ValueError(
+            "conv_same_channels_last needs stride 1, dilation 1 and one group; got "
+            f"stride {conv.stride}, dilation {conv.dilation}, groups {conv.groups}"
+        )
+    _, _, kh, kw = conv.weight.shape
+    height, width, _ = x.shape
+    # "SAME" as Equinox pads it: (k - 1) // 2 before, the rest after.
+    pad = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+    xp = jnp.pad(x, (*pad, (0, 0)))
+    offsets = [(i, j) for i in range(kh) for j in range(kw)]
+    patches = jnp.concatenate([xp[i : i + height, j : j + width] for i, j in offsets], axis=-1)
+    kernel = jnp.concatenate([conv.weight[:, :, i, j].T for i, j in offsets], axis=0)
+    out = patches @ kernel
+    if conv.bias is not None:
+        out = out + jnp.broadcast_to(conv.bias.reshape(-1), out.shape)
+    return out
+
+
 class AbstractActorCritic(eqx.Module):
     """An actor-critic network that also reports its per-layer activations.
 
@@ -329,8 +367,8 @@ class A2CNetwork(AbstractActorCritic):
     ) -> tuple[Float[Array, " n_out"], Float[Array, ""], tuple[Float[Array, "..."], ...]]:
         activations = []
         if self.conv is not None:
-            h = jax.nn.relu(self.conv(jnp.moveaxis(obs, -1, 0)))
-            h = jnp.moveaxis(h, 0, -1)  # back to channels-last: channels are the neurons
+            # Channels-last throughout: channels are the neurons for dormancy.
+            h = jax.nn.relu(conv_same_channels_last(self.conv, obs))
             activations.append(h)
             x = h.reshape(-1)
         else:
