@@ -128,7 +128,13 @@ def main() -> None:
             "mean": float(np.mean(final)),
             "stderr": float(np.std(final, ddof=1) / np.sqrt(len(final))),
         }
-    ratio = report["optim4rl_pipeline"]["mean"] / report["adam"]["mean"]
+    adam_mean = report["adam"]["mean"]
+    if adam_mean <= 0:
+        raise SystemExit(
+            f"tuned Adam's mean final return is {adam_mean:.3f} <= 0: the 90% bar is not "
+            "defined; raise --updates (results so far are in the printed log)"
+        )
+    ratio = report["optim4rl_pipeline"]["mean"] / adam_mean
     report["pipeline_over_adam"] = ratio
     report["bar_met"] = bool(ratio >= 0.9)
     report["wall_time_s"] = time.perf_counter() - t0
