@@ -16,7 +16,11 @@ from ._context import open_proportions as open_proportions
 from ._layout import ParamLayout as ParamLayout
 from ._nn import GRU as GRU, MLP as MLP, LayerNorm as LayerNorm, Linear as Linear
 from ._open import BETAS as BETAS, OPEN as OPEN, OPENNetwork as OPENNetwork
-from ._optim4rl import Optim4RL as Optim4RL, straight_through_sign as straight_through_sign
+from ._optim4rl import (
+    AbstractGradientOnlyOptimizer as AbstractGradientOnlyOptimizer,
+    Optim4RL as Optim4RL,
+    straight_through_sign as straight_through_sign,
+)
 from ._weights import (
     load_meta_parameters as load_meta_parameters,
     load_open as load_open,

@@ -5,15 +5,13 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._base import AbstractLearnedOptimizer, LearnedOptimizerState, check_state
-from ._layout import ParamLayout
-from ._nn import GRU, MLP, column_map, count_flops
-from ._optim4rl import DEFAULT_CHUNK, process_gradient
+from ._nn import GRU, MLP, count_flops
+from ._optim4rl import DEFAULT_CHUNK, AbstractGradientOnlyOptimizer, process_gradient
 
 
-class LinearOptim(AbstractLearnedOptimizer):
+class LinearOptim(AbstractGradientOnlyOptimizer):
     """LinearOptim (Optim4RL paper, Section 6.1, Appendix C.3).
 
     Gradient processing as Optim4RL (clip to `[-c, c]` with c = 1, inputs
@@ -63,11 +61,9 @@ class LinearOptim(AbstractLearnedOptimizer):
         """Matmul FLOPs per agent parameter and step (2 per weight entry)."""
         return count_flops((self.gru, self.mlp))
 
-    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
-        layout = ParamLayout.from_tree(params)
-        return LearnedOptimizerState(
-            jnp.zeros((self.gru.hidden_size, layout.size), layout.dtype), layout
-        )
+    @property
+    def n_slots(self) -> int:
+        return self.gru.hidden_size
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
@@ -76,43 +72,6 @@ class LinearOptim(AbstractLearnedOptimizer):
         h = self.gru(jnp.concatenate([g_sign, g_log], axis=0), h)
         o = self.mlp(h)
         return h, -self.learning_rate * (o[0:1] * g + o[1:2])
-
-    def update(
-        self,
-        grads: PyTree[Float[Array, "..."]],
-        state: LearnedOptimizerState,
-        params: PyTree[Float[Array, "..."]] | None = None,
-        *,
-        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
-        training_proportion: Float[ArrayLike, ""] | None = None,
-        batch_proportion: Float[ArrayLike, ""] | None = None,
-        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
-        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
-        key: PRNGKeyArray | None = None,
-    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        """One step (uses only `grads`; all context is ignored).
-
-        **Arguments:**
-
-        - `grads`: gradients, same tree as at `init`.
-        - `state`: the optimizer state.
-        - `params` and the context keywords: ignored.
-
-        **Returns:**
-
-        `(updates, new_state)`; `updates` = `delta_theta`, to be added to the parameters.
-        """
-        state = check_state(state, "LinearOptim", self.gru.hidden_size)
-        layout = state.layout
-        dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
-        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
-        slots, delta = column_map(
-            lambda start, xs, cs: self._columns(xs[0], cs[0]),
-            (g,),
-            (state.slots, jnp.zeros_like(g)),
-            self.chunk_size,
-        )
-        return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)
 
 
 def l2l_preprocess(
@@ -129,7 +88,7 @@ def l2l_preprocess(
     return first, second
 
 
-class L2LGD2(AbstractLearnedOptimizer):
+class L2LGD2(AbstractGradientOnlyOptimizer):
     """L2LGD2 (Andrychowicz et al. 2016) as the Optim4RL paper's ablation (Section 6.1).
 
     Inputs: the Andrychowicz preprocessing with `p = 10` of the (clipped, stop-gradient)
@@ -181,11 +140,9 @@ class L2LGD2(AbstractLearnedOptimizer):
         """Matmul FLOPs per agent parameter and step (2 per weight entry)."""
         return count_flops((self.gru, self.mlp))
 
-    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
-        layout = ParamLayout.from_tree(params)
-        return LearnedOptimizerState(
-            jnp.zeros((self.gru.hidden_size, layout.size), layout.dtype), layout
-        )
+    @property
+    def n_slots(self) -> int:
+        return self.gru.hidden_size
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
@@ -195,40 +152,3 @@ class L2LGD2(AbstractLearnedOptimizer):
         h = self.gru(jnp.concatenate([first, second], axis=0), h)
         o = self.mlp(h)
         return h, -self.learning_rate * jnp.exp(o) * g
-
-    def update(
-        self,
-        grads: PyTree[Float[Array, "..."]],
-        state: LearnedOptimizerState,
-        params: PyTree[Float[Array, "..."]] | None = None,
-        *,
-        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
-        training_proportion: Float[ArrayLike, ""] | None = None,
-        batch_proportion: Float[ArrayLike, ""] | None = None,
-        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
-        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
-        key: PRNGKeyArray | None = None,
-    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        """One step (uses only `grads`; all context is ignored).
-
-        **Arguments:**
-
-        - `grads`: gradients, same tree as at `init`.
-        - `state`: the optimizer state.
-        - `params` and the context keywords: ignored.
-
-        **Returns:**
-
-        `(updates, new_state)`; `updates` = `delta_theta`, to be added to the parameters.
-        """
-        state = check_state(state, "L2LGD2", self.gru.hidden_size)
-        layout = state.layout
-        dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
-        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
-        slots, delta = column_map(
-            lambda start, xs, cs: self._columns(xs[0], cs[0]),
-            (g,),
-            (state.slots, jnp.zeros_like(g)),
-            self.chunk_size,
-        )
-        return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)

@@ -1,5 +1,7 @@
 """Optim4RL (Lan et al., "Learning to Optimize for Reinforcement Learning"), paper version."""
 
+import abc
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -33,7 +35,67 @@ def process_gradient(
     return g, jnp.sign(g), jnp.log(jnp.abs(g) + eps)
 
 
-class Optim4RL(AbstractLearnedOptimizer):
+class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
+    """A learned optimizer whose per-parameter network sees only the gradient (Optim4RL
+    and its ablations): `n_slots` recurrent floats per agent parameter, one chunked column
+    pass (`_columns`) over the flat gradient; every context keyword is ignored."""
+
+    chunk_size: eqx.AbstractVar[int]
+
+    @property
+    @abc.abstractmethod
+    def n_slots(self) -> int:
+        """Recurrent floats per agent parameter."""
+
+    @abc.abstractmethod
+    def _columns(
+        self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
+    ) -> tuple[Float[Array, "s c"], Float[Array, "1 c"]]:
+        """`(new state columns, delta_theta columns)` for a chunk of gradient columns."""
+
+    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
+        layout = ParamLayout.from_tree(params)
+        return LearnedOptimizerState(jnp.zeros((self.n_slots, layout.size), layout.dtype), layout)
+
+    def update(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None = None,
+        *,
+        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
+        training_proportion: Float[ArrayLike, ""] | None = None,
+        batch_proportion: Float[ArrayLike, ""] | None = None,
+        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
+        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
+        key: PRNGKeyArray | None = None,
+    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
+        """One step (uses only `grads`; all context is ignored).
+
+        **Arguments:**
+
+        - `grads`: gradients, same tree as at `init`.
+        - `state`: the optimizer state.
+        - `params` and the context keywords: ignored.
+
+        **Returns:**
+
+        `(updates, new_state)`; `updates` = `delta_theta`, to be added to the parameters.
+        """
+        state = check_state(state, type(self).__name__, self.n_slots)
+        layout = state.layout
+        dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
+        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
+        slots, delta = column_map(
+            lambda start, xs, cs: self._columns(xs[0], cs[0]),
+            (g,),
+            (state.slots, jnp.zeros_like(g)),
+            self.chunk_size,
+        )
+        return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)
+
+
+class Optim4RL(AbstractGradientOnlyOptimizer):
     """Optim4RL, the paper version (Lan et al., Section 5 and Algorithm 1).
 
     Per scalar gradient `g` (all values from Algorithm 1 / Appendix A):
@@ -110,10 +172,6 @@ class Optim4RL(AbstractLearnedOptimizer):
         """Matmul FLOPs per agent parameter and step (2 per weight entry)."""
         return count_flops((self.gru1, self.mlp1, self.gru2, self.mlp2))
 
-    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
-        layout = ParamLayout.from_tree(params)
-        return LearnedOptimizerState(jnp.zeros((self.n_slots, layout.size), layout.dtype), layout)
-
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
     ) -> tuple[Float[Array, "s c"], Float[Array, "1 c"]]:
@@ -127,41 +185,3 @@ class Optim4RL(AbstractLearnedOptimizer):
         v = jnp.exp(self.mlp2(h2))
         delta = -self.learning_rate * m / jnp.sqrt(v + self.eps2)
         return jnp.concatenate([h1, h2], axis=0), delta
-
-    def update(
-        self,
-        grads: PyTree[Float[Array, "..."]],
-        state: LearnedOptimizerState,
-        params: PyTree[Float[Array, "..."]] | None = None,
-        *,
-        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
-        training_proportion: Float[ArrayLike, ""] | None = None,
-        batch_proportion: Float[ArrayLike, ""] | None = None,
-        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
-        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
-        key: PRNGKeyArray | None = None,
-    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        """One Optim4RL step (uses only `grads`; all context is ignored).
-
-        **Arguments:**
-
-        - `grads`: gradients, same tree as at `init`.
-        - `state`: the optimizer state.
-        - `params` and the context keywords: ignored.
-
-        **Returns:**
-
-        `(updates, new_state)`; `updates` = `delta_theta`, to be added to the parameters.
-        """
-        state = check_state(state, "Optim4RL", self.n_slots)
-        layout = state.layout
-        dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
-        g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
-        slots, delta = column_map(
-            lambda start, xs, cs: self._columns(xs[0], cs[0]),
-            (g,),
-            (state.slots, jnp.zeros_like(g)),
-            self.chunk_size,
-        )
-        updates = layout.unravel(delta[0], dtypes)
-        return updates, LearnedOptimizerState(slots, layout)
