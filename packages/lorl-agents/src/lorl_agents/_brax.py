@@ -47,7 +47,8 @@ class BraxEnv:
 
     def __init__(self, name: str, backend: str = "mjx", episode_length: int = 1000, **kwargs: Any):
         try:
-            import brax.envs
+            # Optional extra (`lorl-agents[brax]`): absent from the lint environment.
+            import brax.envs  # pyright: ignore[reportMissingImports]
         except ImportError as e:  # pragma: no cover - depends on the installation
             raise ImportError(
                 "Brax environments need the optional extra: pip install 'lorl-agents[brax]'"
