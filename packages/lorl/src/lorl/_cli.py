@@ -1,0 +1,5 @@
+"""The `lorl` command line (under construction)."""
+
+
+def main() -> None:
+    raise SystemExit("lorl CLI: under construction")

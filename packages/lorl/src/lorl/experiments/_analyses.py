@@ -1,0 +1,1 @@
+"""Catalogue module (registers experiments on import)."""
