@@ -2,7 +2,8 @@
 
 A bare `nox` runs what CI runs: `lint`, one `tests` session per package (each in a fresh
 environment holding only that package, its lorl dependencies and its test extra -- this
-proves the package installs and works alone), and `docs`. Slow studies live behind the
+proves the package installs and works alone), `multidevice` (8 forced host CPU devices)
+and `docs`. Slow studies live behind the
 `slow` marker (`nox -s slow`).
 """
 
@@ -98,6 +99,25 @@ def _run_package_tests(session: nox.Session, package: str, marker: str) -> None:
 def tests(session: nox.Session, package: str) -> None:
     """The package's tests, in a fresh environment holding only that package."""
     _run_package_tests(session, package, "not slow")
+
+
+@nox.session(python=PYTHON)
+def multidevice(session: nox.Session) -> None:
+    """Multi-device logic of `lorl` on the CPU: 8 forced host devices must give the same
+    results as 1 device (tests/multidevice; each test also checks the device count)."""
+    closure = _local_closure("lorl", PACKAGES)
+    for dist in closure[:-1]:
+        session.install(str(PACKAGES[dist]))
+    session.install(f"{PACKAGES['lorl']}[test]")
+    session.run(
+        "pytest",
+        "tests/multidevice",
+        "--jaxtyping-packages=lorl,beartype.beartype",
+        "-m",
+        "not slow",
+        *session.posargs,
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"},
+    )
 
 
 @nox.session(python=PYTHON)
