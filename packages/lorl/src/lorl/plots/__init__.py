@@ -1,1 +1,5 @@
-"""(under construction)"""
+"""Plots of RL results with Matplotlib (Agg canvas; never opens a window): return curves
+with standard-error bands and rliable-style interval estimates."""
+
+from ._curves import curve_statistics as curve_statistics, return_curves as return_curves
+from ._intervals import interval_estimates as interval_estimates
