@@ -1,0 +1,223 @@
+"""Optimizer names `lorl.evaluation` accepts: the papers' tuned baselines, published OPEN
+weights, saved learned optimizers, and any optax transformation."""
+
+import difflib
+import json
+import os
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import optax
+
+import lorl_agents as la
+import lorl_optim as lo
+
+from ..runs import ConfigError
+from ._envs import EnvSpec
+
+#: Adam and RMSProp agent learning rates for A2C on the Optim4RL gridworlds. The paper picks
+#: each from {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4} (Appendix C.3) without printing the
+#: winner; 3e-3 is the value its gradient analysis uses (RMSProp, Appendix C.2) and the grid
+#: point lorl-agents' A2C benchmark uses. Override with `"adam:<lr>"`.
+A2C_BASELINE_LR: dict[str, float] = {"adam": 3e-3, "rmsprop": 3e-3}
+
+#: Adam for CartPole-v1 (no tuned values in either paper): PureJaxRL's lr 2.5e-4, annealed.
+CARTPOLE_ADAM_LR = 2.5e-4
+
+BASELINE_NAMES = ("adam", "rmsprop", "lion", "sgd")
+SIDECAR_SUFFIX = ".json"
+_CLASSES: dict[str, type] = {
+    "Optim4RL": lo.Optim4RL,
+    "LinearOptim": lo.LinearOptim,
+    "L2LGD2": lo.L2LGD2,
+    "OPEN": lo.OPEN,
+}
+
+
+def save_optimizer(
+    path: str | os.PathLike[str], optimizer: lo.AbstractLearnedOptimizer, **kwargs: Any
+) -> pathlib.Path:
+    """Save a learned optimizer so that `lorl evaluate PATH` and
+    [`lorl.evaluation.load_optimizer`][] can rebuild it.
+
+    Writes the meta-parameters (`lorl_optim.save_meta_parameters`) to `path` and, next to
+    it, `path + ".json"` with the class name and the constructor arguments.
+
+    **Arguments:**
+
+    - `path`: the meta-parameter file to write (conventionally `*.eqx`).
+    - `optimizer`: an `Optim4RL`, `LinearOptim`, `L2LGD2` or `OPEN`.
+    - `kwargs`: the constructor arguments `optimizer` was built with, except `key`
+      (e.g. `learning_rate=1e-2`).
+
+    **Returns:**
+
+    The path of the meta-parameter file.
+    """
+    path = pathlib.Path(path)
+    name = type(optimizer).__name__
+    if name not in _CLASSES:
+        raise ConfigError(f"cannot save a {name}; supported: {', '.join(_CLASSES)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lo.save_meta_parameters(path, optimizer)
+    sidecar = {"class": name, "kwargs": kwargs}
+    path.with_name(path.name + SIDECAR_SUFFIX).write_text(json.dumps(sidecar, indent=1))
+    return path
+
+
+def _saved_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(
+        p for p in folder.rglob("*.eqx") if p.with_name(p.name + SIDECAR_SUFFIX).is_file()
+    )
+
+
+def load_optimizer(path: str | os.PathLike[str]) -> lo.AbstractLearnedOptimizer:
+    """Load a learned optimizer written by [`lorl.evaluation.save_optimizer`][].
+
+    **Arguments:**
+
+    - `path`: the meta-parameter file, or a run folder holding exactly one saved optimizer
+      (a run folder with several names them in the error: pass one of their paths).
+
+    **Returns:**
+
+    The optimizer with the saved meta-parameters.
+
+    **Raises:**
+
+    [`lorl.runs.ConfigError`][] if nothing loadable is there.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        found = _saved_files(path)
+        if not found:
+            raise ConfigError(f"{path} holds no saved learned optimizer (*.eqx with a .json)")
+        if len(found) > 1:
+            listing = ", ".join(str(p) for p in found)
+            raise ConfigError(f"{path} holds {len(found)} learned optimizers; pick one: {listing}")
+        path = found[0]
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not path.is_file() or not sidecar.is_file():
+        raise ConfigError(
+            f"{path} is not a saved learned optimizer (expected the file and {sidecar.name})"
+        )
+    meta = json.loads(sidecar.read_text())
+    cls = _CLASSES.get(meta.get("class", ""))
+    if cls is None:
+        raise ConfigError(f"{sidecar}: unknown optimizer class {meta.get('class')!r}")
+    kwargs = dict(meta.get("kwargs", {}))
+    for k, v in kwargs.items():
+        if isinstance(v, list):
+            kwargs[k] = tuple(v)
+    like = cls(**kwargs, key=jax.random.key(0))
+    return lo.load_meta_parameters(path, like)
+
+
+def _closest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def _baseline(kind: str, spec: EnvSpec, config: Any) -> optax.GradientTransformation:
+    """A tuned baseline (the papers' values) for one environment and agent config."""
+    if isinstance(config, la.A2CConfig):
+        if kind not in A2C_BASELINE_LR:
+            raise ConfigError(
+                f"no tuned {kind} for A2C on the Optim4RL gridworlds (the paper tunes Adam "
+                f"and RMSProp only); give a learning rate, e.g. '{kind}:3e-3'"
+            )
+        lr = A2C_BASELINE_LR[kind]
+        return optax.adam(lr) if kind == "adam" else optax.rmsprop(lr)
+    if spec.name == "CartPole-v1" and kind == "adam":
+        return optax.adam(la.linear_annealing(CARTPOLE_ADAM_LR, config), eps=1e-5)
+    tables: dict[str, Mapping[str, Any]] = {
+        "adam": lo.baselines.ADAM,
+        "rmsprop": lo.baselines.RMSPROP,
+        "lion": lo.baselines.LION,
+    }
+    if kind not in tables or spec.preset is None or spec.preset not in tables[kind]:
+        have = ", ".join(tables[kind]) if kind in tables else "none"
+        raise ConfigError(
+            f"no tuned {kind} values for {spec.name!r} (the OPEN paper tunes: {have}); give a "
+            f"learning rate instead, e.g. '{kind}:3e-4'"
+        )
+    p = tables[kind][spec.preset]
+    lr = la.linear_annealing(p.learning_rate, config) if p.anneal else p.learning_rate
+    if kind == "adam":
+        return optax.adam(lr, b1=p.b1, b2=p.b2)
+    if kind == "rmsprop":
+        return optax.rmsprop(lr, decay=p.decay)
+    return optax.lion(lr, b1=p.b1, b2=p.b2)
+
+
+def _with_lr(kind: str, lr: float) -> optax.GradientTransformation:
+    return {
+        "adam": optax.adam,
+        "rmsprop": optax.rmsprop,
+        "sgd": optax.sgd,
+        "lion": optax.lion,
+    }[kind](lr)
+
+
+def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, str]:
+    """The optimizer object and its label for one environment.
+
+    **Arguments:**
+
+    - `optimizer`: a name (`"adam"`, `"rmsprop"`, `"lion"`: the papers' tuned values for the
+      environment; `"adam:3e-4"` etc.: that constant learning rate; `"open:<name>"`: a
+      published OPEN optimizer; a path: a saved learned optimizer), a learned optimizer
+      module, or an optax transformation.
+    - `spec`: the environment.
+    - `config`: the agent configuration (its schedule length anneals the presets).
+
+    **Returns:**
+
+    `(optimizer, label)`.
+    """
+    if isinstance(optimizer, lo.AbstractLearnedOptimizer):
+        return optimizer, type(optimizer).__name__
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer, "optax"
+    if isinstance(optimizer, os.PathLike):
+        optimizer = os.fspath(optimizer)
+    if not isinstance(optimizer, str):
+        raise ConfigError(
+            f"optimizer must be a name, a path, a lorl_optim learned optimizer or an optax "
+            f"transformation; got {type(optimizer).__name__}"
+        )
+    text = optimizer.strip()
+    kind, _, arg = text.partition(":")
+    kind = kind.lower()
+    if kind == "open":
+        names = list(lo.pretrained_open_names())
+        if arg not in names:
+            raise ConfigError(
+                f"no published OPEN optimizer {arg!r}.{_closest(arg, names)} "
+                f"Available: {', '.join('open:' + n for n in names)}"
+            )
+        return lo.load_open(arg), f"OPEN ({arg})"
+    if kind in BASELINE_NAMES:
+        if arg:
+            try:
+                lr = float(arg)
+            except ValueError:
+                raise ConfigError(f"{text!r}: {arg!r} is not a learning rate") from None
+            if not lr > 0:
+                raise ConfigError(f"{text!r}: the learning rate must be > 0")
+            return _with_lr(kind, lr), f"{kind} (lr {lr:g})"
+        if kind == "sgd":
+            raise ConfigError("neither paper tunes SGD; give a learning rate, e.g. 'sgd:0.01'")
+        return _baseline(kind, spec, config), f"{kind} (tuned)"
+    if os.path.exists(text):
+        opt = load_optimizer(text)
+        return opt, f"{type(opt).__name__} ({pathlib.Path(text).name})"
+    options = [*BASELINE_NAMES, *("open:" + n for n in lo.pretrained_open_names())]
+    raise ConfigError(
+        f"unknown optimizer {text!r}.{_closest(text, options)} Use adam, rmsprop, lion "
+        "(tuned), adam:<lr> / rmsprop:<lr> / sgd:<lr> / lion:<lr>, open:<name> (published: "
+        f"{', '.join(lo.pretrained_open_names())}), or the path of a saved learned optimizer "
+        "(or of a run folder holding one)"
+    )

@@ -1,0 +1,160 @@
+"""`lorl.evaluation`: equality with direct `lorl_agents` training, the learned-optimizer
+path, NaN reporting, PPO, and clear errors before compute."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lorl_agents as la
+import lorl_gridworlds as lg
+import lorl_optim as lo
+from lorl import evaluation as ev, runs
+
+# A2C on small_dense_short, tiny: 4 envs x 20 steps x 6 updates.
+A2C_SMALL = {"n_envs": 4, "final_return_window": 3}
+A2C_STEPS = 4 * 20 * 6
+
+
+@pytest.fixture(scope="module")
+def adam_eval():
+    return ev.evaluate(
+        "adam",
+        "small_dense_short",
+        seeds=[3, 7],
+        timesteps=A2C_STEPS,
+        agent_overrides=A2C_SMALL,
+    )
+
+
+def test_evaluate_equals_direct_training(adam_eval):
+    r = adam_eval
+    assert r.env == "small_dense_short" and r.agent == "a2c"
+    assert r.optimizer == "adam (tuned)" and r.seeds == (3, 7)
+    assert r.final_returns.shape == (2,) and r.returns.shape == (2, 6)
+    np.testing.assert_array_equal(r.steps, np.arange(1, 7) * 80)
+    assert r.timesteps == A2C_STEPS
+    # The same run by hand: A2C with the paper's small-grid settings, Adam at the
+    # documented lr, key = jax.random.key(seed).
+    config = la.A2CConfig.small_gridworld(total_timesteps=A2C_STEPS, **A2C_SMALL)
+    env, params = lg.make("small_dense_short")
+    with jax.numpy_dtype_promotion("standard"):
+        direct = la.A2C(config).train(
+            env, params, optax.adam(ev.A2C_BASELINE_LR["adam"]), key=jax.random.key(7)
+        )
+    np.testing.assert_allclose(r.final_returns[1], float(direct.final_return), rtol=1e-5)
+    np.testing.assert_allclose(
+        r.returns[1], np.asarray(direct.metrics["episode_return"]), rtol=1e-5, atol=1e-6
+    )
+    # Different seeds give different runs.
+    assert not np.allclose(r.returns[0], r.returns[1], equal_nan=True)
+
+
+def test_result_json_round_trip(adam_eval):
+    data = json.loads(json.dumps(runs.to_jsonable(adam_eval.to_dict())))
+    back = ev.EvaluationResult.from_dict(data)
+    np.testing.assert_array_equal(back.returns, adam_eval.returns)  # NaNs survive
+    np.testing.assert_array_equal(back.final_returns, adam_eval.final_returns)
+    assert back.seeds == adam_eval.seeds and back.agent_config == adam_eval.agent_config
+
+
+def test_learned_optimizer_saved_and_loaded(tmp_path):
+    opt = lo.Optim4RL(1e-2, key=jax.random.key(1))
+    path = ev.save_optimizer(tmp_path / "run" / "optimizers" / "o.eqx", opt, learning_rate=1e-2)
+    loaded = ev.load_optimizer(tmp_path / "run")  # a folder holding exactly one
+    for a, b in zip(jax.tree.leaves(opt), jax.tree.leaves(loaded), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    r = ev.evaluate(
+        str(path), "small_dense_short", seeds=1, timesteps=A2C_STEPS, agent_overrides=A2C_SMALL
+    )
+    assert r.optimizer == "Optim4RL (o.eqx)"
+    config = la.A2CConfig.small_gridworld(total_timesteps=A2C_STEPS, **A2C_SMALL)
+    env, params = lg.make("small_dense_short")
+    direct = la.A2C(config).train(env, params, opt, key=jax.random.key(0))
+    np.testing.assert_allclose(r.final_returns[0], float(direct.final_return), rtol=1e-5)
+    ev.save_optimizer(tmp_path / "run" / "optimizers" / "p.eqx", opt, learning_rate=1e-2)
+    with pytest.raises(runs.ConfigError, match="2 learned optimizers"):
+        ev.load_optimizer(tmp_path / "run")
+
+
+def test_nonfinite_updates_name_env_optimizer_and_seed():
+    def nan_updates(updates, state, params=None):
+        del params
+        return jax.tree.map(lambda g: g * jnp.nan, updates), state
+
+    broken = optax.GradientTransformation(lambda params: optax.EmptyState(), nan_updates)
+
+    def run(on_nonfinite):
+        return ev.evaluate(
+            broken,
+            "small_dense_short",
+            seeds=[5],
+            timesteps=4 * 20 * 2,
+            agent_overrides=A2C_SMALL,
+            label="broken",
+            on_nonfinite=on_nonfinite,
+        )
+
+    with pytest.raises(la.NonFiniteUpdateError, match=r"broken .*small_dense_short.*seed 5"):
+        run("raise")
+    r = run("record")
+    assert r.first_nonfinite_update.tolist() == [0]
+
+
+def test_ppo_on_cartpole():
+    r = ev.evaluate(
+        "adam",
+        "cartpole",
+        seeds=2,
+        timesteps=4 * 32 * 3,
+        agent_overrides={"n_envs": 4, "n_steps": 32, "n_minibatches": 2, "n_epochs": 1},
+    )
+    assert r.env == "CartPole-v1" and r.agent == "ppo"
+    assert r.returns.shape == (2, 3) and r.final_returns.shape == (2,)
+    np.testing.assert_array_equal(r.steps, [128, 256, 384])
+    # CartPole gives +1 per step: any finished episode has a return >= 1 (a random policy
+    # lasts ~20 steps); unfinished environments count 0.
+    assert np.all(r.final_returns > 1.0) and np.all(r.final_returns < 200.0)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "env", "match"),
+    [
+        ("adamm", "small_dense_short", "Did you mean 'adam'"),
+        ("adam", "small_dense_shrt", "Did you mean 'small_dense_short'"),
+        ("open:brekout", "breakout", "Did you mean 'breakout'"),
+        ("sgd", "breakout", "sgd:0.01"),
+        ("lion", "small_dense_short", "lion:3e-3"),
+        ("lion", "CartPole-v1", "no tuned lion"),
+        ("adam:x", "breakout", "not a learning rate"),
+        ("/no/such/file.eqx", "breakout", "unknown optimizer"),
+    ],
+)
+def test_bad_names_fail_before_compute(optimizer, env, match):
+    with pytest.raises(runs.ConfigError, match=match):
+        ev.evaluate(optimizer, env, seeds=1)
+
+
+def test_bad_agent_settings_fail_before_compute():
+    with pytest.raises(runs.ConfigError, match="Optim4RL gridworlds only"):
+        ev.evaluate("adam", "breakout", seeds=1, agent="a2c")
+    with pytest.raises(runs.ConfigError, match="no field"):
+        ev.evaluate("adam", "breakout", seeds=1, agent_overrides={"gama": 0.9})
+    with pytest.raises(runs.ConfigError, match="less than one update"):
+        ev.evaluate("adam", "breakout", seeds=1, timesteps=10)
+    with pytest.raises(runs.ConfigError, match="seeds"):
+        ev.evaluate("adam", "breakout", seeds=0)
+
+
+def test_default_agents_follow_the_papers():
+    spec, c = ev.agent_config_for("big_dense_long")
+    assert spec.agent == "a2c" and c.torso == "cnn" and c.n_envs == 512  # Optim4RL App. C
+    _, c = ev.agent_config_for("small_dense_short")
+    assert c.torso == "mlp" and c.total_timesteps == 30_000_000
+    spec, c = ev.agent_config_for("breakout")
+    assert spec.name == "Breakout-MinAtar" and (c.n_envs, c.n_steps) == (64, 128)  # OPEN T3
+    spec, c = ev.agent_config_for("rand_dense")
+    assert spec.family == "levels" and (c.n_envs, c.width) == (1024, 16)  # OPEN Table 3
