@@ -13,12 +13,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from evosax.algorithms import Open_ES
+from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from ._checkpoint import Checkpointer, describe_tree
 from ._keys import raw_key
 from ._logging import MetricsLog, progress_bar
 from ._shaping import centered_ranks, pairwise_fitness
+from ._sharding import BatchSharding, as_batch_sharding, check_divisible
 
 _STRATEGIES: dict[Any, Open_ES] = {}
 
@@ -210,17 +212,34 @@ class ESTrainer(eqx.Module):
     generation goes on; the count is logged. evosax minimises, so the shaped utilities
     are negated before `tell`. Every `eval_every` generations the ES mean is validated on
     a fixed set of seeds (and levels); the best generation's mean is returned.
+
+    With `mesh`, the population axis is sharded over devices (`jax.sharding`; each device
+    runs `population_size / n_devices` members' inner runs); validation runs replicated.
     """
 
     config: ESConfig = eqx.field(static=True)
     tasks: tuple[ESTask, ...] = eqx.field(static=True)
+    batch_sharding: BatchSharding | None = eqx.field(static=True)
 
-    def __init__(self, config: ESConfig, tasks: Sequence[ESTask] | ESTask):
+    def __init__(
+        self,
+        config: ESConfig,
+        tasks: Sequence[ESTask] | ESTask,
+        *,
+        mesh: Mesh | NamedSharding | None = None,
+    ):
         """**Arguments:**
 
         - `config`: an [`lorl_meta.ESConfig`][].
         - `tasks`: one [`lorl_meta.ESTask`][] or several (multi-task).
+        - `mesh`: shard the population axis over devices: a `jax.sharding.Mesh` (the
+          axis is split over all its axes) or a `jax.sharding.NamedSharding` whose
+          `PartitionSpec` names the mesh axes of the leading axis. `population_size` must
+          be divisible by the number of devices it is split over (checked here, before any
+          compute). `None` (default): no sharding constraint at all (one device).
         """
+        batch = as_batch_sharding(mesh, "ESTrainer")
+        check_divisible(batch, config.population_size, "ESConfig.population_size")
         if isinstance(tasks, ESTask):
             tasks = (tasks,)
         tasks = tuple(tasks)
@@ -239,6 +258,18 @@ class ESTrainer(eqx.Module):
             raise ValueError(f"task names must be unique, got {names}")
         self.config = config
         self.tasks = tasks
+        self.batch_sharding = batch
+
+    @property
+    def mesh(self) -> Mesh | None:
+        """The device mesh the population is sharded over (`None`: no sharding)."""
+        return None if self.batch_sharding is None else self.batch_sharding.mesh
+
+    def _shard(self, tree: PyTree) -> PyTree:
+        """Constrain the leading (population) axis of `tree` to the mesh (no-op without)."""
+        if self.batch_sharding is None:
+            return tree
+        return self.batch_sharding.constrain(tree)
 
     @property
     def antithetic_tasks(self) -> bool:
@@ -249,7 +280,8 @@ class ESTrainer(eqx.Module):
         """This trainer with the run-length settings normalised, so trainers that differ
         only in `n_generations` / `checkpoint_every` share compiled programs."""
         config = dataclasses.replace(self.config, n_generations=1, checkpoint_every=1)
-        return ESTrainer(config, self.tasks)
+        batch = self.batch_sharding
+        return ESTrainer(config, self.tasks, mesh=None if batch is None else batch.sharding())
 
     def strategy(self, optimizer: Any) -> Open_ES:
         """The evosax `Open_ES` for `optimizer`'s floating-point meta-parameters (one
@@ -313,6 +345,7 @@ class ESTrainer(eqx.Module):
         cfg = self.config
         n_pop = jax.tree.leaves(population)[0].shape[0]
         half = n_pop // 2
+        population = self._shard(population)
 
         def member_return(member, task, params, keys):
             opt = eqx.combine(member, static)
@@ -329,10 +362,12 @@ class ESTrainer(eqx.Module):
                 half, cfg.n_rollouts, -1
             )
             pair = jnp.concatenate([jnp.arange(half), jnp.arange(half)])
-            member_levels = jax.tree.map(lambda x: x[pair], levels)
+            member_levels = self._shard(jax.tree.map(lambda x: x[pair], levels))
+            member_seeds = self._shard(seeds[pair])
             returns = jax.vmap(lambda m, lv, ks: member_return(m, task, lv, ks))(
-                population, member_levels, seeds[pair]
+                population, member_levels, member_seeds
             )
+            returns = self._shard(returns)
             score = returns / task.normaliser
             utility = pairwise_fitness(score)
             metrics[f"{task.name}/return"] = jnp.nanmean(returns)
@@ -344,6 +379,7 @@ class ESTrainer(eqx.Module):
                 returns = jax.vmap(
                     lambda m, task=task: member_return(m, task, task.env_params, keys)
                 )(population)
+                returns = self._shard(returns)
                 scores.append(returns / task.normaliser)
                 metrics[f"{task.name}/return"] = jnp.nanmean(returns)
             score = jnp.mean(jnp.stack(scores), axis=0)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from lorl_agents import A2CState
@@ -21,6 +22,7 @@ from ._checkpoint import Checkpointer, describe_tree
 from ._keys import raw_key
 from ._logging import MetricsLog, progress_bar
 from ._schedule import reset_mask, reset_offsets
+from ._sharding import BatchSharding, as_batch_sharding, check_divisible
 from ._tasks import MetaTask
 
 
@@ -134,18 +136,34 @@ class MetaGradientTrainer(eqx.Module):
 
     Units then continue from their updated state (the environments advanced by the outer
     rollout too).
+
+    With `mesh`, every task's training-unit axis is sharded over devices (`jax.sharding`;
+    the meta-gradient's mean over units becomes a cross-device reduction).
     """
 
     config: MetaGradientConfig = eqx.field(static=True)
     tasks: tuple[MetaTask, ...] = eqx.field(static=True)
+    batch_sharding: BatchSharding | None = eqx.field(static=True)
 
-    def __init__(self, config: MetaGradientConfig, tasks: Sequence[MetaTask] | MetaTask):
+    def __init__(
+        self,
+        config: MetaGradientConfig,
+        tasks: Sequence[MetaTask] | MetaTask,
+        *,
+        mesh: Mesh | NamedSharding | None = None,
+    ):
         """**Arguments:**
 
         - `config`: a [`lorl_meta.MetaGradientConfig`][].
         - `tasks`: one [`lorl_meta.MetaTask`][] or several (multi-task training; the
           meta-gradient is averaged over tasks).
+        - `mesh`: shard the training-unit axis over devices: a `jax.sharding.Mesh` (the
+          axis is split over all its axes) or a `jax.sharding.NamedSharding` whose
+          `PartitionSpec` names the mesh axes of the leading axis. Every task's `n_units`
+          must be divisible by the number of devices it is split over (checked here,
+          before any compute). `None` (default): no sharding constraint at all.
         """
+        batch = as_batch_sharding(mesh, "MetaGradientTrainer")
         if isinstance(tasks, MetaTask):
             tasks = (tasks,)
         tasks = tuple(tasks)
@@ -157,8 +175,22 @@ class MetaGradientTrainer(eqx.Module):
         names = [t.name for t in tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
+        for t in tasks:
+            check_divisible(batch, t.n_units, f"MetaTask {t.name!r}: n_units")
         self.config = config
         self.tasks = tasks
+        self.batch_sharding = batch
+
+    @property
+    def mesh(self) -> Mesh | None:
+        """The device mesh the training units are sharded over (`None`: no sharding)."""
+        return None if self.batch_sharding is None else self.batch_sharding.mesh
+
+    def _shard(self, tree: PyTree) -> PyTree:
+        """Constrain the leading (unit) axis of `tree` to the mesh (no-op without)."""
+        if self.batch_sharding is None:
+            return tree
+        return self.batch_sharding.constrain(tree)
 
     # ------------------------------------------------------------------ building blocks
 
@@ -166,7 +198,10 @@ class MetaGradientTrainer(eqx.Module):
         """This trainer with the run-length settings normalised, so trainers that differ
         only in `n_meta_steps` / `checkpoint_every` share compiled programs."""
         config = dataclasses.replace(self.config, n_meta_steps=1, checkpoint_every=1)
-        return MetaGradientTrainer(config, self.tasks)
+        batch = self.batch_sharding
+        return MetaGradientTrainer(
+            config, self.tasks, mesh=None if batch is None else batch.sharding()
+        )
 
     def _meta_optimizer(self) -> optax.GradientTransformation:
         cfg = self.config
@@ -203,10 +238,11 @@ class MetaGradientTrainer(eqx.Module):
 
     def _init_units(self, task: MetaTask, optimizer: Any, key: Array) -> A2CState:
         opt = task.optimizer_for(optimizer)
-        keys = jax.random.split(key, task.n_units)
-        return jax.vmap(lambda k: task.agent.init(task.train_env, task.env_params, opt, key=k))(
+        keys = self._shard(jax.random.split(key, task.n_units))
+        units = jax.vmap(lambda k: task.agent.init(task.train_env, task.env_params, opt, key=k))(
             keys
         )
+        return self._shard(units)
 
     def init(self, optimizer: AbstractLearnedOptimizer, *, key: PRNGKeyArray) -> MetaGradientState:
         """The initial state: meta-parameters from `optimizer`, fresh units for every task.
@@ -280,7 +316,8 @@ class MetaGradientTrainer(eqx.Module):
         for task, unit in zip(self.tasks, units, strict=True):
             loss, (unit, m) = jax.vmap(
                 lambda u, task=task: self._unit_objective(task, optimizer, u)
-            )(unit)
+            )(self._shard(unit))
+            loss, unit, m = self._shard((loss, unit, m))
             losses.append(jnp.mean(loss))
             new_units.append(unit)
             metrics[f"{task.name}/outer_loss"] = jnp.mean(loss)
@@ -306,7 +343,7 @@ class MetaGradientTrainer(eqx.Module):
                 m = mask.reshape((-1,) + (1,) * (jnp.ndim(old) - 1))
                 return jnp.where(m, new, old)
 
-            out.append(jax.tree.map(pick, fresh, unit))
+            out.append(self._shard(jax.tree.map(pick, fresh, unit)))
             n_reset = n_reset + jnp.sum(mask.astype(jnp.int32))
         return tuple(out), n_reset
 
