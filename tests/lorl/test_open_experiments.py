@@ -97,7 +97,7 @@ def test_population_must_divide_over_devices(monkeypatch):
 
     import lorl.sharding._mesh as mesh_module
 
-    monkeypatch.setattr(mesh_module, "local_mesh", lambda *a, **k: types.SimpleNamespace(size=3))
+    monkeypatch.setattr(mesh_module, "_mesh", lambda mesh=None: types.SimpleNamespace(size=3))
     _bad("open/single-task", ["es.population_size=8"], "not divisible by the 3 devices")
     _bad("open/gridworld", ["es.population_size=4"], "not divisible by the 3 devices")
     exp = ex.get_experiment("open/single-task")
@@ -124,7 +124,7 @@ TINY = [
     "es.n_validation=1",
     "agent.n_envs=2",
     "agent.n_steps=8",
-    "agent.total_timesteps=32",
+    "agent.total_timesteps=48",
     "agent.n_minibatches=1",
     "agent.n_epochs=1",
     "evaluation.n_seeds=2",
@@ -164,10 +164,11 @@ def test_tiny_single_task_end_to_end(tiny_run):
     assert set(per_opt) == {"open", "adam"}
     for r in per_opt.values():
         assert len(r["final_returns"]) == 2
-        assert np.asarray(r["returns"]).shape == (2, 2)  # 2 seeds x 2 updates
+        assert np.asarray(r["returns"]).shape == (2, 3)  # 2 seeds x 3 updates
         assert all(np.isfinite(float(x)) for x in r["final_returns"])
     report = (run_dir.path / "report.md").read_text()
     assert "OPEN Figure 2" in report and "IQM" in report and "| open |" in report
+    assert (run_dir.plots_dir / "curves-breakout.png").is_file()
     assert json.loads((run_dir.path / "results.json").read_text())["es"]["open"]["history"]
 
 

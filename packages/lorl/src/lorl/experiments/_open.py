@@ -15,8 +15,6 @@
 import dataclasses
 from typing import Any, Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import lorl_agents as la
@@ -113,9 +111,10 @@ class SingleTaskConfig:
 
 
 def _minatar_cpu_agent(**overrides: Any) -> oc.AgentSettings:
-    # cpu scale: 8 envs x 32 steps x 25 updates = 6,400 steps (Table 3: 64 x 128, 1e7).
+    # cpu scale: 4 envs x 16 steps x 16 updates = 1,024 steps per run (Table 3: 64 envs
+    # x 128 steps, 1e7 steps). ES runs a whole PPO run per member per generation.
     base = oc.AgentSettings(
-        n_envs=8, n_steps=32, total_timesteps=6_400, n_minibatches=4, n_epochs=2
+        n_envs=4, n_steps=16, total_timesteps=1_024, n_minibatches=2, n_epochs=2
     )
     return dataclasses.replace(base, **overrides)
 
@@ -123,7 +122,7 @@ def _minatar_cpu_agent(**overrides: Any) -> oc.AgentSettings:
 def _single_cpu() -> SingleTaskConfig:
     return SingleTaskConfig(
         learned=("open",),
-        es=_cpu_es(6, 8),
+        es=_cpu_es(5, 4),
         agent=_minatar_cpu_agent(),
         evaluation=oc.EvalSettings(n_seeds=8, baselines=("adam", "rmsprop")),
     )
@@ -227,8 +226,8 @@ class MultiTaskConfig:
       rates do not fit one multi-task optimizer here, so it is not offered).
     - `normalisers`: `"paper"` divides by Adam's returns of the OPEN reference (asterix
       15.04, breakout 50.08, freeway 61.84, space_invaders 167.09; full budget);
-      `"measured"` measures tuned Adam at this run's budget first (`es.n_validation`
-      seeds per game) and divides by that, which is what a shortened budget needs.
+      `"measured"` evaluates tuned Adam first (the evaluation seeds, this run's budget)
+      and divides by its mean final return, which is what a shortened budget needs.
     - `seed`, `es`, `agent`, `evaluation`: as in `open/single-task` (`es`: Table 7's
       multi-task column, 300 generations).
     """
@@ -246,9 +245,10 @@ def _multi_cpu() -> MultiTaskConfig:
     return MultiTaskConfig(
         learned=("open",),
         normalisers="measured",
-        es=_cpu_es(4, 4),
-        agent=_minatar_cpu_agent(total_timesteps=4_096, n_epochs=2),
-        evaluation=oc.EvalSettings(n_seeds=6, baselines=("adam",)),
+        envs=("asterix", "breakout"),
+        es=_cpu_es(3, 4),
+        agent=_minatar_cpu_agent(),
+        evaluation=oc.EvalSettings(n_seeds=8, baselines=("adam",)),
     )
 
 
@@ -264,6 +264,11 @@ def _multi_validate(cfg: MultiTaskConfig) -> None:
         cfg.es.resolve(kind, "multi_task", "multi_task")
     cfg.agent.config(la.PPOConfig.minatar())
     oc.check_baselines(cfg.evaluation.baselines, list(cfg.envs))
+    if cfg.normalisers == "measured" and "adam" not in cfg.evaluation.baselines:
+        raise ConfigError(
+            'normalisers="measured" divides by tuned Adam\'s return: keep "adam" in '
+            "evaluation.baselines"
+        )
 
 
 def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
@@ -271,16 +276,21 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     agent = cfg.agent.config(la.PPOConfig.minatar())
     ppo = la.PPO(agent)
     envs = {e: _make_env(e) for e in cfg.envs}
+    seeds = cfg.evaluation.seeds()
+    evaluation: dict[str, Any] = {e: {} for e in cfg.envs}
+    # The baselines first: with `normalisers="measured"` Adam's mean final return on the
+    # evaluation seeds (at this run's budget) is the ES fitness normaliser.
+    for b in cfg.evaluation.baselines:
+        for e in cfg.envs:
+            evaluation[e][b] = oc.evaluate_stage(
+                run_dir, f"eval-{e}-{b}", b, e, seeds=seeds, agent=agent, label=b
+            )
     if cfg.normalisers == "paper":
         normalisers = {e: oc.ADAM_NORMALISERS[e] for e in cfg.envs}
     else:
-        seeds = list(range(20_000, 20_000 + cfg.es.n_validation))
         normalisers = {}
         for e in cfg.envs:
-            r = oc.evaluate_stage(
-                run_dir, f"normaliser-{e}", "adam", e, seeds=seeds, agent=agent, label="adam"
-            )
-            mean = float(np.nanmean(oc.finite_scores(r["final_returns"])))
+            mean = float(np.nanmean(oc.finite_scores(evaluation[e]["adam"]["final_returns"])))
             # Adam's return can be 0 at a tiny budget: fall back to 1 (plain returns).
             normalisers[e] = mean if np.isfinite(mean) and mean > 1e-6 else 1.0
     tasks = [
@@ -298,18 +308,11 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
             seed=cfg.seed,
             gen_used_paper=oc.TABLE7_GEN_USED.get((kind, "multi_task")),
         )
-    seeds = cfg.evaluation.seeds()
-    evaluation: dict[str, Any] = {e: {} for e in cfg.envs}
     for kind in cfg.learned:
         opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind, larger=True))
         for e in cfg.envs:
             evaluation[e][kind] = oc.evaluate_stage(
                 run_dir, f"eval-{e}-{kind}", opt, e, seeds=seeds, agent=agent, label=kind
-            )
-    for b in cfg.evaluation.baselines:
-        for e in cfg.envs:
-            evaluation[e][b] = oc.evaluate_stage(
-                run_dir, f"eval-{e}-{b}", b, e, seeds=seeds, agent=agent, label=b
             )
     return {
         "es": es,
@@ -426,13 +429,13 @@ class GridworldConfig:
 
 def _grid_cpu() -> GridworldConfig:
     return GridworldConfig(
-        eval_envs=("all", "rand_dense", "standard_maze"),
+        eval_envs=("all", "standard_maze"),
         widths=(16, 32),
         length_factors=(0.5, 1.0),
-        es=_cpu_es(6, 8),
-        # 16 envs x 20 steps x 50 updates = 16,000 steps per run (Table 3: 1024 x 20, 3e7).
+        es=_cpu_es(4, 4),
+        # 8 envs x 20 steps x 16 updates = 2,560 steps per run (Table 3: 1024 x 20, 3e7).
         agent=oc.AgentSettings(
-            n_envs=16, n_steps=20, total_timesteps=16_000, n_minibatches=4, n_epochs=2
+            n_envs=8, n_steps=20, total_timesteps=2_560, n_minibatches=2, n_epochs=2
         ),
         evaluation=oc.EvalSettings(n_seeds=8, baselines=("adam",)),
     )
@@ -653,9 +656,10 @@ class AblationConfig:
 
 def _abl_cpu() -> AblationConfig:
     return AblationConfig(
+        variants=("open", "no_features", "no_dormancy"),
         n_optimizers=1,
-        es=_cpu_es(4, 4),
-        agent=_minatar_cpu_agent(total_timesteps=4_096),
+        es=_cpu_es(3, 4),
+        agent=_minatar_cpu_agent(),
         evaluation=oc.EvalSettings(n_seeds=8, baselines=()),
     )
 
@@ -679,7 +683,6 @@ def _abl_run(cfg: AblationConfig, run_dir: RunDir) -> dict[str, Any]:
     seeds = cfg.evaluation.seeds()
     es: dict[str, Any] = {}
     evaluation: dict[str, Any] = {}
-    dormancy: dict[str, Any] = {}
     for v in cfg.variants:
         trainer = lm.ESTrainer(cfg.es.resolve(v, "breakout", "minatar"), task)
         for i in range(cfg.n_optimizers):
@@ -688,11 +691,11 @@ def _abl_run(cfg: AblationConfig, run_dir: RunDir) -> dict[str, Any]:
                 run_dir, f"es-{name}", trainer, oc.make_learned(v), seed=cfg.seed + i
             )
             opt = oc.load_trained(run_dir, f"es-{name}", oc.make_learned(v))
-            evaluation[name] = oc.evaluate_stage(
-                run_dir, f"eval-{name}", opt, "breakout", seeds=seeds, agent=agent, label=v
-            )
-            dormancy[name] = run_dir.stage(
-                f"dormancy-{name}", lambda opt=opt: _final_dormancy(opt, agent, seeds[:4])
+            # Returns and dormancy from one compiled program (lorl.evaluation reports no
+            # dormancy; the runs are the same PPO runs with the same seeding).
+            evaluation[name] = run_dir.stage(
+                f"eval-{name}",
+                lambda opt=opt: oc.train_seeds(opt, env, params, agent, seeds),
             )
     for b in cfg.evaluation.baselines:
         evaluation[b] = oc.evaluate_stage(
@@ -701,26 +704,10 @@ def _abl_run(cfg: AblationConfig, run_dir: RunDir) -> dict[str, Any]:
     return {
         "es": es,
         "evaluation": evaluation,
-        "dormancy": dormancy,
         "variants": list(cfg.variants),
         "n_optimizers": cfg.n_optimizers,
         "agent": agent,
     }
-
-
-def _final_dormancy(opt: Any, agent: la.PPOConfig, seeds: list[int]) -> float:
-    """Mean tau = 0 dormant fraction over layers at the last update, averaged over
-    `seeds` (OPEN Figure 5's second panel)."""
-    env, params = _make_env("breakout")
-    ppo = la.PPO(agent)
-
-    def one(seed: jax.Array) -> jax.Array:
-        result = ppo.train(env, params, opt, key=jax.random.key(seed))
-        return jnp.mean(result.metrics["dormancy"][-1])
-
-    with jax.numpy_dtype_promotion("standard"):
-        values = jax.jit(jax.vmap(one))(jnp.asarray(seeds, jnp.uint32))
-    return float(np.mean(np.asarray(values)))
 
 
 def _abl_report(run_dir: RunDir) -> str:
@@ -747,11 +734,12 @@ def _abl_report(run_dir: RunDir) -> str:
     img = oc.intervals_plot(aggs, run_dir.plots_dir / "ablation-intervals.png")
     if img:
         out += [img, ""]
-    out += ["## Dormancy (tau = 0, last update, mean over layers and 4 seeds)", ""]
+    out += ["## Dormancy (tau = 0, last update, mean over layers and evaluation seeds)", ""]
     out += ["| variant | dormant fraction |", "|---|--:|"]
     for v in res["variants"]:
-        d = [res["dormancy"][f"{v}-{i}"] for i in range(n_opt)]
-        out.append(f"| {v} | {oc.fmt(np.mean([float(x) for x in d]))} |")
+        d = [res["evaluation"][f"{v}-{i}"].get("dormancy", []) for i in range(n_opt)]
+        flat = [float(x) for per in d for x in per]
+        out.append(f"| {v} | {oc.fmt(np.mean(flat)) if flat else '–'} |")
     out += [
         "",
         "Paper (Figure 5): every ablation lowers the IQM final return below OPEN's; "
@@ -815,10 +803,11 @@ class DeepSeaConfig:
 def _deep_cpu() -> DeepSeaConfig:
     return DeepSeaConfig(
         train_sizes=(4, 6),
-        eval_sizes=(4, 6, 10),
-        es=_cpu_es(4, 4),
+        eval_sizes=(4, 10),
+        es=_cpu_es(3, 4),
+        # 4 envs x 16 steps x 16 updates = 1,024 steps per run.
         agent=oc.AgentSettings(
-            n_envs=8, n_steps=16, total_timesteps=8 * 16 * 24, n_minibatches=4, n_epochs=2
+            n_envs=4, n_steps=16, total_timesteps=1_024, n_minibatches=2, n_epochs=2
         ),
         evaluation=oc.EvalSettings(n_seeds=16, baselines=()),
     )
@@ -862,7 +851,8 @@ def _deep_run(cfg: DeepSeaConfig, run_dir: RunDir) -> dict[str, Any]:
         for kind in cfg.learned:
             opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind))
             evaluation[str(s)][kind] = run_dir.stage(
-                f"eval-size{s}-{kind}", lambda opt=opt, s=s: _train_seeds(opt, s, agent, seeds)
+                f"eval-size{s}-{kind}",
+                lambda opt=opt, s=s: oc.train_seeds(opt, *_deep_env(s), agent, seeds),
             )
     return {
         "es": es,
@@ -870,25 +860,6 @@ def _deep_run(cfg: DeepSeaConfig, run_dir: RunDir) -> dict[str, Any]:
         "train_sizes": list(cfg.train_sizes),
         "agent": agent,
     }
-
-
-def _train_seeds(opt: Any, size: int, agent: la.PPOConfig, seeds: list[int]) -> dict[str, Any]:
-    """PPO with `opt` on Deep Sea of `size`, one run per seed (vmapped)."""
-    env, params = _deep_env(size)
-    ppo = la.PPO(agent)
-
-    def one(seed: jax.Array) -> dict[str, jax.Array]:
-        r = ppo.train(env, params, opt, key=jax.random.key(seed))
-        return {
-            "final": r.final_return,
-            "curve": r.metrics["last_return"],
-            "bad": r.first_nonfinite_update,
-        }
-
-    with jax.numpy_dtype_promotion("standard"):
-        out = jax.jit(jax.vmap(one))(jnp.asarray(seeds, jnp.uint32))
-    steps = np.arange(1, agent.n_updates + 1) * agent.batch_size
-    return oc.eval_record(out["final"], steps, out["curve"], out["bad"])
 
 
 def _deep_report(run_dir: RunDir) -> str:
@@ -991,9 +962,9 @@ def _pub_cpu() -> PublishedConfig:
     return PublishedConfig(
         envs=("breakout", "asterix"),
         multi=True,
-        # 32 envs x 64 steps x 50 updates = 102,400 steps (1% of Table 3's 1e7).
+        # 16 envs x 64 steps x 50 updates = 51,200 steps (0.5% of Table 3's 1e7).
         agent=oc.AgentSettings(
-            n_envs=32, n_steps=64, total_timesteps=102_400, n_minibatches=8, n_epochs=4
+            n_envs=16, n_steps=64, total_timesteps=51_200, n_minibatches=8, n_epochs=4
         ),
         evaluation=oc.EvalSettings(n_seeds=8, baselines=("adam",)),
     )

@@ -418,6 +418,38 @@ def eval_record(final: Any, steps: Any, returns: Any, first_nonfinite: Any) -> d
     }
 
 
+def train_seeds(
+    optimizer: Any, env: Any, env_params: Any, agent: la.PPOConfig, seeds: Sequence[int]
+) -> dict[str, Any]:
+    """PPO with `optimizer` on `env`, one run per seed in one compiled program, for the
+    evaluations `lorl.evaluation.evaluate` does not cover (Deep Sea of a chosen size) or
+    that need more than returns (the dormancy of Figure 5). Run `i` uses
+    `jax.random.key(seeds[i])`, as `evaluate` does.
+
+    Returns the stored form of [`eval_record`][] plus `"dormancy"`: the mean over layers
+    of the tau = 0 dormant fraction at the last update, per seed.
+    """
+    import jax.numpy as jnp
+
+    ppo = la.PPO(agent)
+
+    def one(seed: jax.Array) -> dict[str, jax.Array]:
+        r = ppo.train(env, env_params, optimizer, key=jax.random.key(seed))
+        return {
+            "final": r.final_return,
+            "curve": r.metrics["last_return"],
+            "bad": r.first_nonfinite_update,
+            "dormancy": jnp.mean(r.metrics["dormancy"][-1]),
+        }
+
+    with jax.numpy_dtype_promotion("standard"):
+        out = jax.jit(jax.vmap(one))(jnp.asarray(list(seeds), jnp.uint32))
+    steps = np.arange(1, agent.n_updates + 1) * agent.batch_size
+    record = eval_record(out["final"], steps, out["curve"], out["bad"])
+    record["dormancy"] = np.asarray(out["dormancy"], np.float64)
+    return record
+
+
 def stage_name(*parts: Any) -> str:
     """A stage name from parts (`eval-breakout-open`)."""
     text = "-".join(str(p) for p in parts)
@@ -469,7 +501,10 @@ def curves_plot(
             data[name] = (np.asarray(r["steps"], np.float64), returns)
     if not data:
         return None
-    plots.return_curves(data, path, title=title)
+    try:
+        plots.return_curves(data, path, title=title)
+    except Exception as e:  # a plot must not cost the report (tables are the record)
+        return f"(plot {path.name} failed: {type(e).__name__}: {e})"
     return f"![{title}](plots/{path.name})"
 
 
@@ -478,7 +513,10 @@ def intervals_plot(aggs: Mapping[str, Any], path: pathlib.Path) -> str | None:
 
     if not aggs:
         return None
-    plots.interval_estimates(aggs, path)
+    try:
+        plots.interval_estimates(aggs, path)
+    except Exception as e:  # a plot must not cost the report (tables are the record)
+        return f"(plot {path.name} failed: {type(e).__name__}: {e})"
     return f"![interval estimates](plots/{path.name})"
 
 
