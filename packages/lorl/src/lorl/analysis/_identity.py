@@ -77,9 +77,7 @@ class IdentityRNN(eqx.Module):
     mlp: eqx.nn.MLP
     inputs: Inputs = eqx.field(static=True)
 
-    def __init__(
-        self, inputs: Inputs = "raw", hidden: int = 8, width: int = 16, *, key: PRNGKeyArray
-    ):
+    def __init__(self, inputs: str = "raw", hidden: int = 8, width: int = 16, *, key: PRNGKeyArray):
         """**Arguments:**
 
         - `inputs`: `"raw"` (the gradient itself) or `"sign_log"` (Equation (2)).
@@ -184,8 +182,8 @@ def _train(model, data, learning_rate, epochs: int, seq_len: int):
 
 
 def train_identity(
-    data: Float[Array, "time elements"],
-    inputs: Inputs = "raw",
+    data: Float[Array, "time elements"] | Float[np.ndarray, "time elements"],
+    inputs: str = "raw",
     *,
     epochs: int = 1000,
     seq_len: int = 5,
