@@ -1,5 +1,203 @@
-"""The `lorl` command line (under construction)."""
+"""The `lorl` command line: list, run, resume, evaluate, report, quickstart.
+
+User errors (unknown experiment or override key, a run folder of another version, a
+scale that does not fit the devices, unknown environment or optimizer names) end with a
+one-line message and exit code 2 before any compute; a run that fails mid-way keeps its
+folder (status `failed`) and can be continued with `lorl resume`.
+"""
+
+import pathlib
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from .runs import LorlError, RunDir, apply_overrides, config_from_dict
+
+app = typer.Typer(
+    name="lorl",
+    help="Learned optimizers for RL: the Optim4RL and OPEN experiments behind one CLI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Exit code of user errors (bad names, overrides, run folders, scales).
+USER_ERROR = 2
+
+
+def _fail(message: str, code: int = USER_ERROR) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from lorl_agents import NonFiniteUpdateError
+    from lorl_meta import CheckpointMismatchError
+
+    return (LorlError, CheckpointMismatchError, NonFiniteUpdateError)
+
+
+def _execute(experiment: Any, config: Any, run: RunDir) -> RunDir:
+    """Run (or continue) `experiment` in `run`, then write results and report."""
+    run.set_status("running")
+    try:
+        results = experiment.run(config, run)
+    except KeyboardInterrupt:
+        run.set_status("interrupted")
+        typer.echo(f"interrupted; continue with: lorl resume {run.path}", err=True)
+        raise typer.Exit(130) from None
+    except BaseException as e:
+        run.set_status("failed", error=f"{type(e).__name__}: {e}")
+        if isinstance(e, _user_errors()):
+            _fail(f"{e} (run folder kept: {run.path}; `lorl resume` continues it)")
+        raise
+    run.write_results(results)
+    run.write_report(experiment.report(run))
+    run.set_status("complete")
+    return run
+
+
+def _start(
+    name: str, scale: str, out: pathlib.Path, overrides: list[str], folder: str | None = None
+) -> RunDir:
+    from .experiments import get_experiment
+
+    experiment = get_experiment(name)
+    config = apply_overrides(experiment.config(scale), overrides)
+    if experiment.validate is not None:
+        experiment.validate(config)
+    run = RunDir.create(
+        out, experiment=name, scale=scale, config=config, overrides=overrides, name=folder
+    )
+    typer.echo(f"run folder: {run.path}")
+    _execute(experiment, config, run)
+    typer.echo(f"done: {run.path / 'report.md'}")
+    return run
+
+
+def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except _user_errors() as e:
+        _fail(str(e))
+
+
+@app.command("list")
+def list_experiments() -> None:
+    """List every experiment: name, what it reproduces, scales."""
+    from .experiments import experiments
+
+    rows = [(e.name, e.reproduces, ", ".join(e.scales), e.summary) for e in experiments()]
+    width = max(len(r[0]) for r in rows)
+    for name, reproduces, scales, summary in rows:
+        typer.echo(f"{name:<{width}}  [{scales}]  {summary}")
+        typer.echo(f"{'':<{width}}  reproduces: {reproduces}")
+
+
+@app.command()
+def run(
+    experiment: Annotated[str, typer.Argument(help="Experiment name (see `lorl list`).")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Config overrides key=value (dotted keys).")
+    ] = None,
+    scale: Annotated[
+        str, typer.Option(help="cpu (minutes) or paper (the paper's budget).")
+    ] = "cpu",
+    out: Annotated[
+        pathlib.Path, typer.Option(help="Parent folder of the run folder.")
+    ] = pathlib.Path("runs"),
+    name: Annotated[
+        str | None, typer.Option(help="Run folder name (default: timestamped).")
+    ] = None,
+) -> None:
+    """Run an experiment in a new self-describing run folder."""
+    _guard(_start, experiment, scale, out, list(overrides or []), name)
+
+
+@app.command()
+def resume(
+    run_dir: Annotated[pathlib.Path, typer.Argument(help="A run folder written by `lorl run`.")],
+) -> None:
+    """Continue a killed or failed run: finished stages are not repeated, meta-training
+    continues from its last checkpoint."""
+
+    def go() -> None:
+        from .experiments import get_experiment
+
+        run = RunDir.open(run_dir)
+        experiment = get_experiment(run.experiment)
+        config = config_from_dict(experiment.config_class, run.config_dict)
+        if experiment.validate is not None:
+            experiment.validate(config)
+        typer.echo(f"resuming {run.experiment} ({run.status}) in {run.path}")
+        _execute(experiment, config, run)
+        typer.echo(f"done: {run.path / 'report.md'}")
+
+    _guard(go)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[pathlib.Path, typer.Argument(help="A finished run folder.")],
+) -> None:
+    """Rewrite a run's report.md and plots from its results.json."""
+
+    def go() -> None:
+        from .experiments import get_experiment
+
+        run = RunDir.open(run_dir)
+        path = run.write_report(get_experiment(run.experiment).report(run))
+        typer.echo(str(path))
+
+    _guard(go)
+
+
+@app.command()
+def evaluate(
+    optimizer: Annotated[
+        str,
+        typer.Argument(
+            help="open:<name> (published OPEN), adam/rmsprop/lion (tuned), adam:<lr>, "
+            "or a saved learned optimizer file / run folder."
+        ),
+    ],
+    env: Annotated[list[str], typer.Option("--env", help="Environment (repeatable).")],
+    seeds: Annotated[int, typer.Option(help="Seeds per optimizer and environment.")] = 16,
+    timesteps: Annotated[int, typer.Option(help="Steps per run (0: the paper's).")] = 0,
+    n_envs: Annotated[int, typer.Option(help="Environments per run (0: the paper's).")] = 0,
+    baseline: Annotated[
+        list[str] | None, typer.Option("--baseline", help="Baselines (repeatable; default adam).")
+    ] = None,
+    out: Annotated[
+        pathlib.Path, typer.Option(help="Parent folder of the run folder.")
+    ] = pathlib.Path("runs"),
+) -> None:
+    """Evaluate an optimizer against baselines on environments, in a run folder."""
+    items = [f"optimizer={optimizer}", f"envs={','.join(env)}", f"seeds={seeds}"]
+    items += [f"timesteps={timesteps}", f"n_envs={n_envs}"]
+    items += [f"baselines={','.join(baseline or ['adam'])}"]
+    _guard(_start, "evaluate", "cpu", out, items)
+
+
+@app.command()
+def quickstart(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Config overrides key=value.")
+    ] = None,
+    out: Annotated[
+        pathlib.Path, typer.Option(help="Parent folder of the run folder.")
+    ] = pathlib.Path("runs"),
+) -> None:
+    """Meta-train Optim4RL, evaluate it against Adam and RMSProp, evaluate a published
+    OPEN optimizer against Adam on MinAtar, and write the report (about 10 minutes on 2
+    CPU cores)."""
+    _guard(_start, "quickstart", "cpu", out, list(overrides or []))
 
 
 def main() -> None:
-    raise SystemExit("lorl CLI: under construction")
+    """Entry point of the `lorl` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

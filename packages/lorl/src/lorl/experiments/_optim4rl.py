@@ -1,1 +1,918 @@
-"""Catalogue module (registers experiments on import)."""
+"""The Optim4RL paper's experiments (Lan et al., "Learning to Optimize for Reinforcement
+Learning"): meta-training from scratch by meta-gradients with pipeline training, its
+ablations, generalisation from gridworlds to Brax, and hyperparameter robustness.
+
+Every experiment meta-trains through `lorl_meta.MetaGradientTrainer` (orbax checkpoints in
+`run_dir.checkpoint_dir(stage)`, so `lorl resume` continues a killed run mid-training),
+saves the learned optimizer in `optimizers/<stage>.eqx` (`lorl evaluate` accepts the run
+folder), evaluates with `lorl.evaluation.evaluate` on fresh seeds, and reports the paper's
+numbers beside ours.
+"""
+
+import dataclasses
+import pathlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from ..runs import ConfigError, RunDir
+from ._registry import Experiment, register
+
+LPG = Literal[
+    "small_dense_short",
+    "small_dense_long",
+    "big_sparse_short",
+    "big_sparse_long",
+    "big_dense_short",
+    "big_dense_long",
+]
+SIX_GRIDWORLDS: tuple[str, ...] = (
+    "small_dense_long",
+    "big_sparse_short",
+    "big_sparse_long",
+    "big_dense_short",
+    "small_dense_short",
+    "big_dense_long",
+)  # Optim4RL Section 6 / Appendix B
+LearnedKind = Literal["optim4rl", "linear_optim", "l2lgd2"]
+A2C_ROLLOUT = 20  # Optim4RL Appendix C: "One rollout has 20 steps"
+PAPER_A2C_STEPS = 30_000_000  # Optim4RL Appendix C.2: 3e7 steps
+PAPER_ENVS = 512  # Optim4RL Appendix C.3: n = 512 environments / training units
+PAPER_SEEDS = 10  # Optim4RL: "averaged over 10 runs"
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaConfig:
+    """Meta-gradient training (Optim4RL Sections 2.2, 5.1; Appendix C.3-C.4).
+
+    **Fields:**
+
+    - `steps`: meta-iterations. The paper does not print its number; `paper` scale uses
+      2,000 (our choice).
+    - `units`: training units per task, `n` (paper: 512, one environment each).
+    - `envs_per_unit`: A2C environments per unit (paper: 1).
+    - `reset_interval`: pipeline reset interval `m` (paper: 256 or 512).
+    - `pipeline`: pipeline training on (False: the Table 1 ablation).
+    - `inner_updates`: `M`, inner A2C updates per meta-iteration (paper: 4).
+    - `lr`: the meta-optimizer's (Adam) learning rate (paper grid {3e-5, 1e-4, 3e-4, 1e-3}).
+    - `outer_loss`: `"actor"` (the paper) or `"full"` (the later reference code).
+    - `checkpoint_every`: meta-iterations between orbax checkpoints.
+    - `seed`: the meta-training seed.
+    - `optimizer_path`: skip meta-training and use this saved learned optimizer (a file
+      written by `lorl.evaluation.save_optimizer` or a run folder holding one), e.g. the
+      one `lorl quickstart` trained.
+    """
+
+    steps: int
+    units: int
+    envs_per_unit: int = 1  # Optim4RL Appendix C.3: one environment per unit
+    reset_interval: int = 256  # Optim4RL Appendix C.3: m in {256, 512}
+    pipeline: bool = True  # Optim4RL Section 5.1
+    inner_updates: int = 4  # Optim4RL Appendix C: M = 4
+    lr: float = 1e-3  # Optim4RL Appendix C.3: grid {3e-5, 1e-4, 3e-4, 1e-3}
+    outer_loss: Literal["actor", "full"] = "actor"  # Optim4RL Appendix C
+    checkpoint_every: int = 50
+    seed: int = 0
+    optimizer_path: str | None = None
+
+    def __post_init__(self):
+        for name in ("steps", "units", "envs_per_unit", "reset_interval", "inner_updates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"meta.{name} must be >= 1")
+        if not self.lr > 0:
+            raise ValueError("meta.lr must be > 0")
+        if self.checkpoint_every < 1:
+            raise ValueError("meta.checkpoint_every must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation of learned and hand-designed optimizers with fresh A2C agents.
+
+    **Fields:**
+
+    - `seeds`: runs per optimizer (paper: 10).
+    - `first_seed`: seeds are `first_seed, first_seed + 1, ...` (fresh: meta-training uses
+      other keys).
+    - `n_envs`: A2C environments per run (paper: 512).
+    - `updates`: A2C updates per run; steps = `n_envs * 20 * updates` (paper: 3e7 steps,
+      2,929 updates).
+    - `baselines`: hand-designed optimizers beside the learned one (`lorl.evaluation`
+      names; paper: Adam and RMSProp with the best lr of its grid).
+    """
+
+    seeds: int
+    n_envs: int
+    updates: int
+    first_seed: int = 1000
+    baselines: tuple[str, ...] = ("adam", "rmsprop")
+
+    def __post_init__(self):
+        for name in ("seeds", "n_envs", "updates"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name} must be >= 1")
+
+    @property
+    def timesteps(self) -> int:
+        return self.n_envs * A2C_ROLLOUT * self.updates
+
+
+def _paper_meta() -> MetaConfig:
+    return MetaConfig(steps=2000, units=PAPER_ENVS, reset_interval=256)
+
+
+def _paper_eval() -> EvalConfig:
+    return EvalConfig(seeds=PAPER_SEEDS, n_envs=PAPER_ENVS, updates=2929)
+
+
+# ------------------------------------------------------------------- shared machinery
+
+
+def _learned_kwargs(env: str) -> dict[str, Any]:
+    import lorl_optim as lo
+
+    lr = lo.baselines.OPTIM4RL_A2C_AGENT_LR.get(env, 1e-2)  # Optim4RL Appendix C.3
+    return {"learning_rate": lr}
+
+
+def _new_learned(kind: str, kwargs: Mapping[str, Any], seed: int) -> Any:
+    import jax
+
+    import lorl_optim as lo
+
+    cls = {"optim4rl": lo.Optim4RL, "linear_optim": lo.LinearOptim, "l2lgd2": lo.L2LGD2}[kind]
+    return cls(**kwargs, key=jax.random.key(seed))
+
+
+def meta_train(
+    run_dir: RunDir,
+    stage: str,
+    *,
+    kind: str,
+    envs: Sequence[str],
+    meta: MetaConfig,
+) -> dict[str, Any]:
+    """Meta-train a learned optimizer (one stage of a run; resumable).
+
+    **Arguments:**
+
+    - `run_dir`: the run folder; checkpoints go to `run_dir.checkpoint_dir(stage)`,
+      metrics to `run_dir.metrics_dir(stage)`, the optimizer to `optimizers/<stage>.eqx`.
+    - `stage`: the stage name.
+    - `kind`: `"optim4rl"`, `"linear_optim"` or `"l2lgd2"`.
+    - `envs`: the Optim4RL gridworlds to meta-train on (several: multi-task, each with the
+      reference code's reward scale and its own agent learning rate).
+    - `meta`: the `MetaConfig`.
+
+    **Returns:**
+
+    The stage's stored result: `optimizer_path` (relative to the run folder), `seconds`,
+    and the meta-training history (meta-loss and training returns every few iterations).
+    """
+    if meta.optimizer_path is not None:
+        return {"optimizer_path": meta.optimizer_path, "seconds": 0.0, "history": []}
+
+    def compute() -> dict[str, Any]:
+        import lorl_agents as la
+        import lorl_gridworlds as lg
+        import lorl_meta as lm
+
+        from ..evaluation import save_optimizer
+
+        start = time.perf_counter()
+        tasks = []
+        for env in envs:
+            reward_scale = lg.LPG_SPECS[env].multitask_reward_scale if len(envs) > 1 else 1.0
+            env_obj, params = lg.make(env)
+            ctor = (
+                la.A2CConfig.big_gridworld
+                if env.startswith("big")
+                else la.A2CConfig.small_gridworld
+            )
+            # The unit's A2C run length only sets the training proportion given to the
+            # optimizer: one reset interval of M inner updates.
+            unit = ctor(
+                n_envs=meta.envs_per_unit,
+                total_timesteps=meta.envs_per_unit
+                * A2C_ROLLOUT
+                * meta.reset_interval
+                * meta.inner_updates,
+            )
+            tasks.append(
+                lm.MetaTask(
+                    env,
+                    env_obj,
+                    params,
+                    la.A2C(unit),
+                    n_units=meta.units,
+                    reward_scale=reward_scale,
+                    agent_lr=_learned_kwargs(env)["learning_rate"] if len(envs) > 1 else None,
+                )
+            )
+        config = lm.MetaGradientConfig(
+            n_meta_steps=meta.steps,
+            n_inner=meta.inner_updates,
+            reset_interval=meta.reset_interval,
+            pipeline=meta.pipeline,
+            meta_lr=meta.lr,
+            outer_loss=meta.outer_loss,
+            checkpoint_every=min(meta.checkpoint_every, meta.steps),
+        )
+        kwargs = _learned_kwargs(envs[0])
+        import jax
+
+        from ..sharding import local_mesh
+
+        mesh = local_mesh() if jax.device_count() > 1 else None  # units sharded over devices
+        trainer = lm.MetaGradientTrainer(config, tasks, mesh=mesh)
+        result = trainer.train(
+            _new_learned(kind, kwargs, meta.seed),
+            seed=meta.seed,
+            checkpoint_dir=run_dir.checkpoint_dir(stage),
+            log_dir=run_dir.metrics_dir(stage),
+            progress=True,
+        )
+        rel = pathlib.Path("optimizers") / f"{stage}.eqx"
+        save_optimizer(run_dir.path / rel, result.optimizer, **kwargs)
+        every = max(1, len(result.history) // 100)
+        history = [
+            {k: v for k, v in h.items() if isinstance(v, (int, float))}
+            for h in result.history[::every]
+        ]
+        return {
+            "optimizer_path": str(rel),
+            "seconds": time.perf_counter() - start,
+            "history": history,
+            "n_nonfinite_meta_steps": int(result.state.n_nonfinite),
+        }
+
+    return run_dir.stage(stage, compute)
+
+
+def optimizer_file(run_dir: RunDir, stored: Mapping[str, Any]) -> str:
+    """The absolute path of a meta-training stage's saved optimizer."""
+    p = pathlib.Path(stored["optimizer_path"])
+    return str(p if p.is_absolute() or p.exists() else run_dir.path / p)
+
+
+def evaluate_stage(
+    run_dir: RunDir,
+    stage: str,
+    optimizer: Any,
+    env: str,
+    *,
+    seeds: Sequence[int],
+    timesteps: int | None = None,
+    agent: Any = None,
+    agent_overrides: Mapping[str, Any] | None = None,
+    label: str | None = None,
+    on_nonfinite: Literal["raise", "record"] = "record",
+) -> Any:
+    """One `lorl.evaluation.evaluate` call as a cached stage; returns its
+    `lorl.evaluation.EvaluationResult`."""
+    from ..evaluation import EvaluationResult, evaluate
+
+    def compute() -> dict[str, Any]:
+        return evaluate(
+            optimizer,
+            env,
+            seeds=seeds,
+            timesteps=timesteps,
+            agent=agent,
+            agent_overrides=agent_overrides,
+            label=label,
+            on_nonfinite=on_nonfinite,
+            progress=True,
+        ).to_dict()
+
+    return EvaluationResult.from_dict(run_dir.stage(stage, compute))
+
+
+def _eval_seeds(ev: EvalConfig) -> list[int]:
+    return list(range(ev.first_seed, ev.first_seed + ev.seeds))
+
+
+def _a2c_overrides(ev: EvalConfig, **extra: Any) -> dict[str, Any]:
+    return {"n_envs": ev.n_envs, **extra}
+
+
+def _validate_lpg(envs: Sequence[str]) -> None:
+    import lorl_gridworlds as lg
+
+    for env in envs:
+        if env not in lg.LPG_NAMES:
+            raise ConfigError(
+                f"{env!r} is not an Optim4RL gridworld; choose from {', '.join(lg.LPG_NAMES)}"
+            )
+
+
+def _validate_units(meta: MetaConfig) -> None:
+    # Units are vmapped in one program per task; with several devices the trainers'
+    # sharding (lorl_meta) splits them, so they must divide evenly.
+    import jax
+
+    from ..sharding import check_divisible
+
+    if jax.device_count() > 1:
+        check_divisible(meta.units, "meta.units (training units)")
+
+
+def _results_from(stored: Mapping[str, Any]) -> dict[str, Any]:
+    from ..evaluation import EvaluationResult
+
+    return {k: EvaluationResult.from_dict(v) for k, v in stored.items()}
+
+
+# ------------------------------------------------------ Fig. 4: learning from scratch
+
+#: Optim4RL's final returns (10 runs, mean ± s.e.), Table 1 "With Pipeline Training";
+#: Fig. 4 plots Adam and RMSProp "on par" without printing numbers.
+PAPER_OPTIM4RL = {"small_dense_short": "11.31 ± 0.07", "big_dense_long": "23.14 ± 0.33"}
+PAPER_NO_PIPELINE = {"small_dense_short": "11.15 ± 0.10", "big_dense_long": "23.04 ± 0.41"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FromScratchConfig:
+    """Optim4RL (or an ablation) meta-trained on one gridworld, evaluated there against
+    Adam and RMSProp (Optim4RL Fig. 4).
+
+    **Fields:**
+
+    - `env`: the gridworld (`small_dense_short` or `big_dense_long` in the paper).
+    - `learned`: the learned optimizers to meta-train (Fig. 4 also shows the LinearOptim
+      and L2LGD2 ablations).
+    - `meta`, `eval`: `MetaConfig`, `EvalConfig`.
+    """
+
+    env: LPG
+    meta: MetaConfig
+    eval: EvalConfig
+    learned: tuple[LearnedKind, ...] = ("optim4rl",)
+
+
+_LABEL = {"optim4rl": "Optim4RL", "linear_optim": "LinearOptim", "l2lgd2": "L2LGD2"}
+
+
+def _run_from_scratch(config: FromScratchConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    seeds = _eval_seeds(config.eval)
+    out: dict[str, Any] = {"env": config.env, "meta": {}, "evaluation": {}}
+    steps = [("meta", k) for k in config.learned] + [("eval", k) for k in config.learned]
+    steps += [("baseline", b) for b in config.eval.baselines]
+    for what, name in tqdm(steps, desc=run_dir.experiment, unit="stage"):
+        if what == "meta":
+            out["meta"][name] = meta_train(
+                run_dir, f"meta-{name}", kind=name, envs=[config.env], meta=config.meta
+            )
+        elif what == "eval":
+            r = evaluate_stage(
+                run_dir,
+                f"eval-{name}",
+                optimizer_file(run_dir, out["meta"][name]),
+                config.env,
+                seeds=seeds,
+                timesteps=config.eval.timesteps,
+                agent_overrides=_a2c_overrides(config.eval),
+                label=_LABEL[name],
+            )
+            out["evaluation"][_LABEL[name]] = r.to_dict()
+        else:
+            r = evaluate_stage(
+                run_dir,
+                f"eval-{name}",
+                name,
+                config.env,
+                seeds=seeds,
+                timesteps=config.eval.timesteps,
+                agent_overrides=_a2c_overrides(config.eval),
+            )
+            out["evaluation"][r.optimizer] = r.to_dict()
+    return out
+
+
+def _report_from_scratch(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    exp = _experiment(run_dir)
+    env = res["env"]
+    paper = {"Optim4RL": PAPER_OPTIM4RL.get(env, "–")}
+    paper |= {"LinearOptim": "fails (Fig. 4)", "L2LGD2": "fails (Fig. 4)"}
+    paper |= {k: "on par with Optim4RL (Fig. 4, no number)" for k in res["evaluation"] if "(" in k}
+    md = header(run_dir, exp.summary, exp.reproduces)
+    md += _meta_summary(res["meta"])
+    md += evaluation_section(
+        run_dir,
+        f"Evaluation on {env}",
+        _results_from(res["evaluation"]),
+        plot_name=env,
+        paper=paper,
+        paper_source="Optim4RL Table 1 / Fig. 4",
+    )
+    return md
+
+
+def _meta_summary(meta: Mapping[str, Any]) -> str:
+    lines = [
+        "## Meta-training",
+        "",
+        "| optimizer | seconds | meta-loss (first → last) |",
+        "|---|---:|---|",
+    ]
+    for name, m in meta.items():
+        h = m.get("history") or []
+        losses = [x.get("meta_loss") for x in h if isinstance(x.get("meta_loss"), float)]
+        trend = f"{losses[0]:.4g} → {losses[-1]:.4g}" if losses else "(loaded, not trained)"
+        lines.append(f"| {name} | {m.get('seconds', 0):.0f} | {trend} |")
+    return "\n".join(lines) + "\n\n"
+
+
+def _experiment(run_dir: RunDir) -> Experiment:
+    from ._registry import get_experiment
+
+    return get_experiment(run_dir.experiment)
+
+
+def _validate_from_scratch(config: FromScratchConfig) -> None:
+    _validate_lpg([config.env])
+    _validate_units(config.meta)
+    if not config.learned:
+        raise ConfigError("learned: name at least one learned optimizer")
+
+
+def _cpu_meta(**kw: Any) -> MetaConfig:
+    # cpu scale: 64 units of 1 environment, reset interval 64, 150 meta-iterations
+    # (about 3-4 minutes on 2 cores for small_dense_short).
+    return dataclasses.replace(
+        MetaConfig(steps=150, units=64, reset_interval=64, checkpoint_every=25), **kw
+    )
+
+
+def _cpu_eval(**kw: Any) -> EvalConfig:
+    # cpu scale: 8 seeds x 64 environments x 300 updates (384k steps; paper 3e7).
+    return dataclasses.replace(EvalConfig(seeds=8, n_envs=64, updates=300), **kw)
+
+
+for _env in ("small_dense_short", "big_dense_long"):
+    register(
+        Experiment(
+            name=f"optim4rl/from-scratch-{_env}",
+            summary=f"Optim4RL meta-trained from scratch on {_env}, vs Adam and RMSProp",
+            reproduces=f"Optim4RL Fig. 4 ({_env}) and Table 1 (with pipeline training)",
+            scales={
+                "cpu": (
+                    lambda e=_env: FromScratchConfig(
+                        env=e,
+                        meta=_cpu_meta(steps=150 if e == "small_dense_short" else 60),
+                        eval=_cpu_eval(updates=300 if e == "small_dense_short" else 100),
+                    )
+                ),
+                "paper": lambda e=_env: FromScratchConfig(
+                    env=e, meta=_paper_meta(), eval=_paper_eval()
+                ),
+            },
+            run=_run_from_scratch,
+            report=_report_from_scratch,
+            validate=_validate_from_scratch,
+        )
+    )
+
+register(
+    Experiment(
+        name="optim4rl/inductive-bias-ablation",
+        summary="LinearOptim and L2LGD2 vs Optim4RL, each meta-trained from scratch",
+        reproduces="Optim4RL Fig. 4 (LinearOptim, L2LGD2) and Section 6.1",
+        scales={
+            "cpu": lambda: FromScratchConfig(
+                env="small_dense_short",
+                meta=_cpu_meta(steps=100),
+                eval=_cpu_eval(updates=200, baselines=("adam",)),
+                learned=("optim4rl", "linear_optim", "l2lgd2"),
+            ),
+            "paper": lambda: FromScratchConfig(
+                env="small_dense_short",
+                meta=_paper_meta(),
+                eval=_paper_eval(),
+                learned=("optim4rl", "linear_optim", "l2lgd2"),
+            ),
+        },
+        run=_run_from_scratch,
+        report=_report_from_scratch,
+        validate=_validate_from_scratch,
+    )
+)
+
+
+# ------------------------------------------------------------ Table 1: pipeline ablation
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineAblationConfig:
+    """Optim4RL meta-trained with and without pipeline training (Optim4RL Table 1).
+
+    **Fields:**
+
+    - `envs`: gridworlds (the paper: small_dense_short, big_dense_long; its Ant and
+      Humanoid columns need PPO meta-gradients, which lorl-meta does not implement).
+    - `meta`: meta-training (`meta.pipeline` is ignored: both variants run).
+    - `eval`: evaluation; `eval.baselines` are evaluated too.
+    """
+
+    envs: tuple[LPG, ...]
+    meta: MetaConfig
+    eval: EvalConfig
+
+
+def _run_pipeline(config: PipelineAblationConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    seeds = _eval_seeds(config.eval)
+    out: dict[str, Any] = {"envs": list(config.envs), "meta": {}, "evaluation": {}}
+    jobs = [(env, p) for env in config.envs for p in (True, False)]
+    for env, pipeline in tqdm(jobs, desc=run_dir.experiment, unit="variant"):
+        tag = f"{env}-{'pipeline' if pipeline else 'no-pipeline'}"
+        meta = dataclasses.replace(config.meta, pipeline=pipeline)
+        out["meta"][tag] = meta_train(
+            run_dir, f"meta-{tag}", kind="optim4rl", envs=[env], meta=meta
+        )
+        label = "with pipeline" if pipeline else "without pipeline"
+        r = evaluate_stage(
+            run_dir,
+            f"eval-{tag}",
+            optimizer_file(run_dir, out["meta"][tag]),
+            env,
+            seeds=seeds,
+            timesteps=config.eval.timesteps,
+            agent_overrides=_a2c_overrides(config.eval),
+            label=label,
+        )
+        out["evaluation"].setdefault(env, {})[label] = r.to_dict()
+    for env in config.envs:
+        for b in config.eval.baselines:
+            r = evaluate_stage(
+                run_dir,
+                f"eval-{env}-{b}",
+                b,
+                env,
+                seeds=seeds,
+                timesteps=config.eval.timesteps,
+                agent_overrides=_a2c_overrides(config.eval),
+            )
+            out["evaluation"][env][r.optimizer] = r.to_dict()
+    return out
+
+
+def _report_pipeline(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    exp = _experiment(run_dir)
+    md = header(
+        run_dir,
+        exp.summary,
+        exp.reproduces,
+        "The paper's Ant and Humanoid columns (7088 ± 178 vs 5603 ± 631; 7658 ± 282 vs "
+        "7053 ± 272) need meta-gradients through PPO, which lorl-meta does not implement.",
+    )
+    md += _meta_summary(res["meta"])
+    for env, results in res["evaluation"].items():
+        md += evaluation_section(
+            run_dir,
+            f"Evaluation on {env}",
+            _results_from(results),
+            plot_name=f"pipeline_{env}",
+            paper={
+                "with pipeline": PAPER_OPTIM4RL.get(env, "–"),
+                "without pipeline": PAPER_NO_PIPELINE.get(env, "–"),
+            },
+            paper_source="Optim4RL Table 1",
+        )
+    return md
+
+
+def _validate_pipeline(config: PipelineAblationConfig) -> None:
+    _validate_lpg(config.envs)
+    _validate_units(config.meta)
+    if config.meta.optimizer_path is not None:
+        raise ConfigError("meta.optimizer_path makes no sense here: both variants are trained")
+
+
+register(
+    Experiment(
+        name="optim4rl/pipeline-ablation",
+        summary="Optim4RL meta-trained with vs without pipeline training",
+        reproduces="Optim4RL Table 1 (gridworld columns)",
+        scales={
+            "cpu": lambda: PipelineAblationConfig(
+                envs=("small_dense_short",),
+                meta=_cpu_meta(steps=100),
+                eval=_cpu_eval(updates=200, baselines=()),
+            ),
+            "paper": lambda: PipelineAblationConfig(
+                envs=("small_dense_short", "big_dense_long"),
+                meta=_paper_meta(),
+                eval=_paper_eval(),
+            ),
+        },
+        run=_run_pipeline,
+        report=_report_pipeline,
+        validate=_validate_pipeline,
+    )
+)
+
+
+# ------------------------------------------- Figs. 5-7: gridworlds -> Brax generalisation
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneralisationConfig:
+    """Optim4RL meta-trained on gridworlds (A2C), then used to train PPO on Brax tasks
+    (Optim4RL Figs. 5-7).
+
+    **Fields:**
+
+    - `train_envs`: the gridworlds meta-trained on: all six (Figs. 6-7, multi-task with the
+      reference code's reward scales) or `big_dense_long` alone (Fig. 5).
+    - `brax_envs`: the Brax tasks (paper: 8; ur5e and grasp are no longer in Brax).
+    - `meta`: meta-training.
+    - `seeds`, `first_seed`: PPO runs per optimizer.
+    - `timesteps`: PPO steps per run (OPEN Table 3's Ant column otherwise: 2048 envs x 10).
+    - `n_envs`, `n_minibatches`: PPO batch (paper: 2048 and 32).
+    - `agent_lr`: Optim4RL's agent learning rate in PPO (OPEN's choice for Optim4RL in
+      Ant, 0.1 x Adam's, OPEN Appendix C.2; the Optim4RL paper does not print it).
+    - `baselines`: hand-designed optimizers beside it (Adam with OPEN's Ant values).
+    """
+
+    train_envs: tuple[LPG, ...]
+    brax_envs: tuple[str, ...]
+    meta: MetaConfig
+    seeds: int
+    timesteps: int
+    n_envs: int
+    n_minibatches: int
+    first_seed: int = 1000
+    agent_lr: float = 3e-5  # OPEN Appendix C.2: Optim4RL lr in Ant = 0.1 x LR_Adam
+    baselines: tuple[str, ...] = ("adam",)
+
+
+def _run_generalisation(config: GeneralisationConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    import lorl_meta as lm
+
+    from ..evaluation import load_optimizer
+
+    out: dict[str, Any] = {"train_envs": list(config.train_envs), "evaluation": {}}
+    out["meta"] = {
+        "optim4rl": meta_train(
+            run_dir, "meta-optim4rl", kind="optim4rl", envs=config.train_envs, meta=config.meta
+        )
+    }
+    learned = load_optimizer(optimizer_file(run_dir, out["meta"]["optim4rl"]))
+    scaled = lm.LRScaled(learned, config.agent_lr / learned.learning_rate)  # pyright: ignore[reportAttributeAccessIssue]
+    seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+    overrides = {"n_envs": config.n_envs, "n_minibatches": config.n_minibatches}
+    jobs = [(env, o) for env in config.brax_envs for o in ("optim4rl", *config.baselines)]
+    for env, opt in tqdm(jobs, desc=run_dir.experiment, unit="run"):
+        r = evaluate_stage(
+            run_dir,
+            f"eval-{env}-{opt.replace(':', '_')}",
+            scaled if opt == "optim4rl" else opt,
+            env,
+            seeds=seeds,
+            timesteps=config.timesteps,
+            agent_overrides=overrides,
+            label="Optim4RL" if opt == "optim4rl" else None,
+        )
+        out["evaluation"].setdefault(env, {})[r.optimizer] = r.to_dict()
+    return out
+
+
+def _report_generalisation(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    exp = _experiment(run_dir)
+    md = header(
+        run_dir,
+        exp.summary,
+        exp.reproduces,
+        f"Meta-trained on {', '.join(res['train_envs'])}. The paper reports curves only "
+        "(Figs. 5-7); Table 1 gives Optim4RL (meta-trained in Ant itself) 7088 ± 178 in Ant "
+        "and 7658 ± 282 in Humanoid for scale.",
+    )
+    md += _meta_summary(res["meta"])
+    for env, results in res["evaluation"].items():
+        md += evaluation_section(
+            run_dir, f"PPO on {env}", _results_from(results), plot_name=f"brax_{env}"
+        )
+    return md
+
+
+def _validate_generalisation(config: GeneralisationConfig) -> None:
+    import lorl_agents as la
+
+    from ..evaluation import require_brax
+
+    _validate_lpg(config.train_envs)
+    _validate_units(config.meta)
+    for env in config.brax_envs:
+        if env not in la.BRAX_ENVS:
+            raise ConfigError(f"{env!r} is not a Brax task; choose from {', '.join(la.BRAX_ENVS)}")
+    require_brax("optim4rl/generalisation-brax")
+    if (config.n_envs * 10) % config.n_minibatches:
+        raise ConfigError("n_envs * 10 (PPO rollout) must divide into n_minibatches")
+
+
+register(
+    Experiment(
+        name="optim4rl/generalisation-brax",
+        summary="Optim4RL meta-trained on gridworlds (A2C), used to train PPO on Brax tasks",
+        reproduces="Optim4RL Figs. 5-7 (needs lorl[brax])",
+        scales={
+            "cpu": lambda: GeneralisationConfig(
+                train_envs=("small_dense_short", "small_dense_long"),
+                brax_envs=("ant",),
+                meta=_cpu_meta(steps=60, units=32),
+                seeds=2,
+                timesteps=64 * 10 * 30,
+                n_envs=64,
+                n_minibatches=4,
+            ),
+            "paper": lambda: GeneralisationConfig(
+                train_envs=SIX_GRIDWORLDS,  # pyright: ignore[reportArgumentType]
+                brax_envs=(
+                    "ant",
+                    "humanoid",
+                    "halfcheetah",
+                    "hopper",
+                    "walker2d",
+                    "inverted_double_pendulum",
+                    "reacher",
+                    "pusher",
+                ),
+                meta=_paper_meta(),
+                seeds=PAPER_SEEDS,
+                timesteps=50_000_000,  # OPEN Table 3, Ant: 5e7
+                n_envs=2048,  # OPEN Table 3, Ant
+                n_minibatches=32,  # OPEN Table 3, Ant
+            ),
+        },
+        run=_run_generalisation,
+        report=_report_generalisation,
+        validate=_validate_generalisation,
+    )
+)
+
+
+# ---------------------------------------------------- Tables 8-10: hyperparameter robustness
+
+#: Optim4RL Tables 8-10: (task, hyperparameter, value) -> mean ± s.e. over 10 runs.
+PAPER_ROBUSTNESS: dict[str, dict[str, dict[float, str]]] = {
+    "small_dense_short": {
+        "lam": {
+            0.9: "11.51 ± 0.11",
+            0.95: "11.25 ± 0.09",
+            0.99: "10.81 ± 0.10",
+            0.995: "10.66 ± 0.10",
+        },
+        "ent_coef": {
+            0.005: "11.01 ± 0.09",
+            0.01: "11.13 ± 0.05",
+            0.02: "11.29 ± 0.07",
+            0.04: "11.25 ± 0.09",
+        },
+        "gamma": {
+            0.9: "12.47 ± 0.08",
+            0.95: "12.32 ± 0.05",
+            0.99: "11.48 ± 0.05",
+            0.995: "11.01 ± 0.10",
+        },
+    },
+    "big_dense_long": {
+        "lam": {
+            0.9: "23.35 ± 0.44",
+            0.95: "23.57 ± 0.35",
+            0.99: "21.31 ± 0.37",
+            0.995: "20.55 ± 0.31",
+        },
+        "ent_coef": {
+            0.005: "22.41 ± 0.34",
+            0.01: "22.45 ± 0.46",
+            0.02: "22.59 ± 0.25",
+            0.04: "19.96 ± 0.75",
+        },
+        "gamma": {
+            0.9: "18.13 ± 1.89",
+            0.95: "25.01 ± 0.82",
+            0.99: "25.45 ± 0.27",
+            0.995: "22.07 ± 0.47",
+        },
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessConfig:
+    """Optim4RL meta-trained once, then evaluated with other A2C hyperparameters
+    (Optim4RL Appendix D, Tables 8-10).
+
+    **Fields:**
+
+    - `env`: the gridworld.
+    - `lam`, `ent_coef`, `gamma`: the values tried for GAE lambda (Table 8), the entropy
+      weight (Table 9) and the discount (Table 10); the others stay at the paper's
+      defaults (0.95, 0.01, 0.995).
+    - `meta`, `eval`: meta-training and evaluation (`eval.baselines` are ignored).
+    """
+
+    env: LPG
+    meta: MetaConfig
+    eval: EvalConfig
+    lam: tuple[float, ...] = (0.9, 0.95, 0.99, 0.995)  # Optim4RL Table 8
+    ent_coef: tuple[float, ...] = (0.005, 0.01, 0.02, 0.04)  # Optim4RL Table 9
+    gamma: tuple[float, ...] = (0.9, 0.95, 0.99, 0.995)  # Optim4RL Table 10
+
+
+def _run_robustness(config: RobustnessConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    out: dict[str, Any] = {"env": config.env, "evaluation": {}}
+    out["meta"] = {
+        "optim4rl": meta_train(
+            run_dir, "meta-optim4rl", kind="optim4rl", envs=[config.env], meta=config.meta
+        )
+    }
+    path = optimizer_file(run_dir, out["meta"]["optim4rl"])
+    jobs = [(h, v) for h in ("lam", "ent_coef", "gamma") for v in getattr(config, h)]
+    for h, v in tqdm(jobs, desc=run_dir.experiment, unit="setting"):
+        r = evaluate_stage(
+            run_dir,
+            f"eval-{h}-{v:g}",
+            path,
+            config.env,
+            seeds=_eval_seeds(config.eval),
+            timesteps=config.eval.timesteps,
+            agent_overrides=_a2c_overrides(config.eval, **{h: v}),
+            label=f"{h}={v:g}",
+        )
+        out["evaluation"].setdefault(h, {})[f"{v:g}"] = r.to_dict()
+    return out
+
+
+def _report_robustness(run_dir: RunDir) -> str:
+    from .._report import header, mean_se
+
+    res = run_dir.load_results()
+    exp = _experiment(run_dir)
+    env = res["env"]
+    md = header(run_dir, exp.summary, exp.reproduces)
+    md += _meta_summary(res["meta"])
+    names = {"lam": "lambda (Table 8)", "ent_coef": "entropy weight (Table 9)"}
+    names["gamma"] = "discount (Table 10)"
+    for h, values in res["evaluation"].items():
+        md += f"## {names[h]}\n\n| value | ours: mean ± s.e. | paper |\n|---|---|---|\n"
+        for v, r in values.items():
+            paper = PAPER_ROBUSTNESS.get(env, {}).get(h, {}).get(float(v), "–")
+            fr = [float("nan") if x == "nan" else x for x in r["final_returns"]]
+            md += f"| {v} | {mean_se(fr)} | {paper} |\n"
+        md += "\n"
+    return md
+
+
+def _validate_robustness(config: RobustnessConfig) -> None:
+    _validate_lpg([config.env])
+    _validate_units(config.meta)
+    for h in ("lam", "ent_coef", "gamma"):
+        for v in getattr(config, h):
+            if not 0 <= v <= 1:
+                raise ConfigError(f"{h} values must lie in [0, 1], got {v}")
+
+
+register(
+    Experiment(
+        name="optim4rl/robustness",
+        summary="Optim4RL under other A2C lambda, entropy weight and discount values",
+        reproduces="Optim4RL Appendix D, Tables 8-10",
+        scales={
+            "cpu": lambda: RobustnessConfig(
+                env="small_dense_short",
+                meta=_cpu_meta(steps=100),
+                eval=_cpu_eval(seeds=4, updates=150),
+                lam=(0.9, 0.99),
+                ent_coef=(0.005, 0.04),
+                gamma=(0.9, 0.99),
+            ),
+            "paper": lambda: RobustnessConfig(
+                env="small_dense_short", meta=_paper_meta(), eval=_paper_eval()
+            ),
+        },
+        run=_run_robustness,
+        report=_report_robustness,
+        validate=_validate_robustness,
+    )
+)

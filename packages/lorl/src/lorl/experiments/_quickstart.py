@@ -1,0 +1,294 @@
+"""`quickstart` (the README's first command) and `evaluate` (what `lorl evaluate` runs), as
+registered experiments so `lorl resume` and `lorl report` work on their run folders."""
+
+import dataclasses
+import time
+from typing import Any
+
+from ..runs import ConfigError, RunDir
+from ._optim4rl import (
+    PAPER_OPTIM4RL,
+    EvalConfig,
+    MetaConfig,
+    _a2c_overrides,
+    _eval_seeds,
+    _meta_summary,
+    _results_from,
+    _validate_units,
+    evaluate_stage,
+    meta_train,
+    optimizer_file,
+)
+from ._registry import Experiment, register
+
+# ------------------------------------------------------------------------- quickstart
+
+
+@dataclasses.dataclass(frozen=True)
+class QuickstartConfig:
+    """The quickstart: Optim4RL meta-trained on small_dense_short, evaluated against Adam
+    and RMSProp on fresh seeds; a published OPEN optimizer against tuned Adam on a short
+    MinAtar run.
+
+    **Fields:**
+
+    - `env`: the gridworld of the Optim4RL part.
+    - `meta`, `eval`: meta-training and the A2C evaluation (cpu-sized defaults).
+    - `open_name`: the published OPEN optimizer (`lorl_optim.pretrained_open_names()`).
+    - `open_env`: the MinAtar game (PPO with OPEN's MinAtar settings).
+    - `open_seeds`, `open_timesteps`, `open_n_envs`: the PPO runs (OPEN: 16 seeds, 1e7
+      steps, 64 environments).
+    """
+
+    env: str = "small_dense_short"
+    # 64 units x 1 env, reset interval 64, 120 meta-iterations (Optim4RL: 512 units, m 256).
+    meta: MetaConfig = dataclasses.field(
+        default_factory=lambda: MetaConfig(
+            steps=120, units=64, reset_interval=64, checkpoint_every=20
+        )
+    )
+    # 8 seeds x 64 envs x 250 A2C updates (320k steps; Optim4RL: 10 x 512 x 2,929).
+    eval: EvalConfig = dataclasses.field(
+        default_factory=lambda: EvalConfig(seeds=8, n_envs=64, updates=250)
+    )
+    open_name: str = "breakout"
+    open_env: str = "breakout"
+    open_seeds: int = 4
+    open_timesteps: int = 64 * 128 * 20  # 20 PPO updates (OPEN: 1e7 steps, 1,220 updates)
+    open_n_envs: int = 64  # OPEN Table 3, MinAtar
+
+    def __post_init__(self):
+        if self.open_seeds < 1:
+            raise ValueError("open_seeds must be >= 1")
+
+
+def _timed(phases: dict[str, float], name: str, fn: Any) -> Any:
+    start = time.perf_counter()
+    out = fn()
+    phases[name] = phases.get(name, 0.0) + time.perf_counter() - start
+    return out
+
+
+def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    phases: dict[str, float] = {}
+    seeds = _eval_seeds(config.eval)
+    out: dict[str, Any] = {"env": config.env, "open_env": config.open_env}
+    bar = tqdm(total=5 + len(config.eval.baselines), desc="quickstart", unit="phase")
+    out["meta"] = {
+        "optim4rl": _timed(
+            phases,
+            "meta-training",
+            lambda: meta_train(
+                run_dir, "meta-optim4rl", kind="optim4rl", envs=[config.env], meta=config.meta
+            ),
+        )
+    }
+    bar.update(1)
+    grid: dict[str, Any] = {}
+    for name in ("optim4rl", *config.eval.baselines):
+        opt = optimizer_file(run_dir, out["meta"]["optim4rl"]) if name == "optim4rl" else name
+
+        def one(opt: Any = opt, name: str = name) -> Any:
+            return evaluate_stage(
+                run_dir,
+                f"eval-{name.replace(':', '_')}",
+                opt,
+                config.env,
+                seeds=seeds,
+                timesteps=config.eval.timesteps,
+                agent_overrides=_a2c_overrides(config.eval),
+                label="Optim4RL (meta-trained here)" if name == "optim4rl" else None,
+            )
+
+        r = _timed(phases, "A2C evaluation", one)
+        grid[r.optimizer] = r.to_dict()
+        bar.update(1)
+    out["gridworld"] = grid
+    minatar: dict[str, Any] = {}
+    open_seeds = list(range(2000, 2000 + config.open_seeds))
+    for opt in (f"open:{config.open_name}", "adam"):
+
+        def one_ppo(opt: str = opt) -> Any:
+            return evaluate_stage(
+                run_dir,
+                f"ppo-{opt.replace(':', '_')}",
+                opt,
+                config.open_env,
+                seeds=open_seeds,
+                timesteps=config.open_timesteps,
+                agent_overrides={"n_envs": config.open_n_envs},
+            )
+
+        r = _timed(phases, "PPO evaluation (OPEN vs Adam)", one_ppo)
+        minatar[r.optimizer] = r.to_dict()
+        bar.update(1)
+    out["minatar"] = minatar
+    bar.close()
+    out["phase_seconds"] = phases
+    return out
+
+
+def _report_quickstart(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    t0 = time.perf_counter()
+    md = header(
+        run_dir,
+        "lorl quickstart",
+        "Optim4RL Fig. 4 / Table 1 (small_dense_short) and OPEN's published optimizer vs "
+        "tuned Adam (OPEN Fig. 2) at minute scale",
+    )
+    md += _meta_summary(res["meta"])
+    md += evaluation_section(
+        run_dir,
+        f"Optim4RL vs Adam and RMSProp on {res['env']}",
+        _results_from(res["gridworld"]),
+        plot_name="gridworld",
+        paper={
+            k: (
+                PAPER_OPTIM4RL.get(res["env"], "–") + " (3e7 steps)"
+                if "Optim4RL" in k
+                else "≈ Optim4RL (Fig. 4)"
+            )
+            for k in res["gridworld"]
+        },
+        paper_source="Optim4RL Table 1 / Fig. 4",
+    )
+    md += evaluation_section(
+        run_dir,
+        f"Published OPEN vs tuned Adam on {res['open_env']}",
+        _results_from(res["minatar"]),
+        plot_name="minatar",
+        paper={k: ("OPEN > Adam (Fig. 2, 1e7 steps)") for k in res["minatar"]},
+        paper_source="OPEN Fig. 2",
+    )
+    phases = dict(res.get("phase_seconds", {}))
+    phases["report"] = time.perf_counter() - t0
+    total = sum(phases.values())
+    md += "## Time per phase\n\n| phase | seconds | share |\n|---|---:|---:|\n"
+    for k, v in phases.items():
+        md += f"| {k} | {v:.0f} | {100 * v / max(total, 1e-9):.0f}% |\n"
+    md += f"| total | {total:.0f} | |\n\nCompilation is included in each phase.\n"
+    return md
+
+
+def _validate_quickstart(config: QuickstartConfig) -> None:
+    import lorl_optim as lo
+
+    from ..evaluation import agent_config_for, env_spec
+
+    _validate_units(config.meta)
+    if config.open_name not in lo.pretrained_open_names():
+        raise ConfigError(
+            f"open_name: no published OPEN optimizer {config.open_name!r}; "
+            f"available: {', '.join(lo.pretrained_open_names())}"
+        )
+    env_spec(config.env)
+    agent_config_for(
+        config.open_env, timesteps=config.open_timesteps, overrides={"n_envs": config.open_n_envs}
+    )
+
+
+register(
+    Experiment(
+        name="quickstart",
+        summary="Optim4RL meta-trained and evaluated vs Adam/RMSProp; OPEN vs Adam on MinAtar",
+        reproduces="Optim4RL Fig. 4 and OPEN Fig. 2, at minute scale (what `lorl quickstart` runs)",
+        scales={"cpu": QuickstartConfig},
+        run=_run_quickstart,
+        report=_report_quickstart,
+        validate=_validate_quickstart,
+    )
+)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    """`lorl evaluate`: one optimizer (and baselines) on chosen environments and seeds.
+
+    **Fields:**
+
+    - `optimizer`: a `lorl.evaluation` name (`"open:breakout"`, `"adam"`, ...) or the path
+      of a saved learned optimizer / a run folder holding one.
+    - `envs`: environments (`lorl.evaluation` names).
+    - `seeds`, `first_seed`: runs per optimizer and environment.
+    - `timesteps`: steps per run (`0`: the paper's budget for the environment).
+    - `n_envs`: parallel environments per run (`0`: the paper's).
+    - `baselines`: optimizers evaluated beside it (default: the tuned Adam).
+    """
+
+    optimizer: str = "open:breakout"
+    envs: tuple[str, ...] = ("breakout",)
+    seeds: int = 16  # OPEN: 16 seeds on MinAtar and Ant
+    first_seed: int = 0
+    timesteps: int = 0
+    n_envs: int = 0
+    baselines: tuple[str, ...] = ("adam",)
+
+    def __post_init__(self):
+        if self.seeds < 1:
+            raise ValueError("seeds must be >= 1")
+        if not self.envs:
+            raise ValueError("envs: name at least one environment")
+
+
+def _run_evaluate(config: EvaluateConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+    out: dict[str, Any] = {"evaluation": {}}
+    jobs = [(env, o) for env in config.envs for o in (config.optimizer, *config.baselines)]
+    for i, (env, opt) in enumerate(tqdm(jobs, desc="evaluate", unit="run")):
+        r = evaluate_stage(
+            run_dir,
+            f"eval-{i}",
+            opt,
+            env,
+            seeds=seeds,
+            timesteps=config.timesteps or None,
+            agent_overrides={"n_envs": config.n_envs} if config.n_envs else None,
+        )
+        out["evaluation"].setdefault(r.env, {})[r.optimizer] = r.to_dict()
+    return out
+
+
+def _report_evaluate(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    md = header(run_dir, "lorl evaluate", "an evaluation of an optimizer against baselines")
+    for env, results in res["evaluation"].items():
+        md += evaluation_section(run_dir, env, _results_from(results), plot_name=env)
+    return md
+
+
+def _validate_evaluate(config: EvaluateConfig) -> None:
+    from ..evaluation import agent_config_for, resolve_optimizer
+
+    for env in config.envs:
+        spec, agent = agent_config_for(
+            env,
+            timesteps=config.timesteps or None,
+            overrides={"n_envs": config.n_envs} if config.n_envs else None,
+        )
+        for opt in (config.optimizer, *config.baselines):
+            resolve_optimizer(opt, spec, agent)
+
+
+register(
+    Experiment(
+        name="evaluate",
+        summary="An optimizer (published, tuned or saved) vs baselines on chosen environments",
+        reproduces="the papers' evaluation protocol (what `lorl evaluate` runs)",
+        scales={"cpu": EvaluateConfig, "paper": EvaluateConfig},
+        run=_run_evaluate,
+        report=_report_evaluate,
+        validate=_validate_evaluate,
+    )
+)
