@@ -90,6 +90,39 @@ def test_meta_gradient_flows_through_the_update_step(trajectories):
     np.testing.assert_allclose(grad, fd, rtol=0.02)
 
 
+class ProportionProbe(eqx.Module):
+    """An 'optimizer' whose update of every parameter is the training proportion it got."""
+
+    def init(self, params):
+        return None
+
+    def update(self, grads, state, params, *, training_proportion=None, **context):
+        return jax.tree.map(lambda g: jnp.full_like(g, training_proportion), grads), state
+
+
+def test_training_proportion_default_and_override(trajectories):
+    # Default: update_index / (n_updates - 1) with CONFIG's 4 updates; an explicit
+    # training_proportion (a unit's age over its lifetime in meta-training) replaces it.
+    agent, net, traj1, _ = trajectories
+    assert CONFIG.n_updates == 4
+
+    def moved(update_index, **kwargs):
+        new, _, _ = agent.update(
+            net,
+            None,
+            traj1,
+            ProportionProbe(),
+            jnp.asarray(update_index, jnp.int32),
+            key=jax.random.key(0),
+            **kwargs,
+        )
+        return np.asarray(new.policy_head.bias - net.policy_head.bias)
+
+    np.testing.assert_allclose(moved(2), 2 / 3, rtol=1e-6)
+    np.testing.assert_allclose(moved(2, training_proportion=0.25), 0.25, rtol=1e-6)
+    np.testing.assert_allclose(moved(0, training_proportion=jnp.asarray(0.8)), 0.8, rtol=1e-6)
+
+
 def test_a2c_train_on_cartpole_and_errors(cartpole):
     env, params = cartpole
     result = la.A2C(CONFIG).train(env, params, optax.adam(1e-3), key=jax.random.key(0))

@@ -5,6 +5,7 @@ import dataclasses
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -66,6 +67,40 @@ def test_other_optimizers_and_the_no_pipeline_ablation(make):
     moved = eqx.combine(state.meta_params, eqx.partition(optimizer, eqx.is_array)[1])
     for a, b in zip(meta_leaves(optimizer), meta_leaves(moved), strict=True):
         assert not np.array_equal(np.asarray(a), np.asarray(b))
+
+
+class ProportionProbe(lo.AbstractLearnedOptimizer):
+    """SGD whose state is the last training proportion it was given."""
+
+    lr: jax.Array
+
+    def init(self, params):  # pyright: ignore[reportIncompatibleMethodOverride]
+        return jnp.asarray(-1.0, jnp.float32)
+
+    def update(self, grads, state, params=None, *, training_proportion=None, **context):  # pyright: ignore[reportIncompatibleMethodOverride]
+        updates = jax.tree.map(lambda g: -self.lr * g, grads)
+        return updates, jnp.asarray(training_proportion, jnp.float32)
+
+
+def test_optimizer_sees_each_units_age_over_its_lifetime():
+    # Pipeline training with n = 4 units, m = 3, M = 2: offsets r = [0, 1, 1, 2], so a
+    # unit lives m * M = 6 updates and the proportion is age / 5. By hand, the units'
+    # ages (updates since the last reset) after meta-iterations t = 0..4:
+    #   t=0 (reset r=0): [2, 2, 2, 2]   t=1 (reset r=1): [4, 2, 2, 4]
+    #   t=2 (reset r=2): [6, 4, 4, 2]   t=3 (reset r=0): [2, 6, 6, 4]
+    #   t=4 (reset r=1): [4, 2, 2, 6]
+    # so the last inner update of t=4 ran at ages [3, 1, 1, 5]: proportions
+    # [0.6, 0.2, 0.2, 1.0] (the agent's own n_updates = 64 would give [3, 1, 1, 5] / 63).
+    assert (N_UNITS, RESET_INTERVAL, N_INNER) == (4, 3, 2)
+    trainer = tiny_trainer()
+    probe = ProportionProbe(jnp.asarray(0.01, jnp.float32))
+    state, _ = _run_steps(trainer, probe, 5)
+    np.testing.assert_array_equal(np.asarray(state.units[0].update), [4, 2, 2, 6])
+    np.testing.assert_allclose(np.asarray(state.units[0].opt_state), [0.6, 0.2, 0.2, 1.0])
+    np.testing.assert_allclose(
+        np.asarray(trainer.training_proportion(jnp.arange(8))),
+        [0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0, 1.0],  # clipped at 1 beyond the lifetime
+    )
 
 
 def test_meta_gradient_training_lowers_the_meta_loss():

@@ -6,7 +6,7 @@ from typing import Any, Literal
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._common import (
     EpisodeStats,
@@ -249,6 +249,7 @@ class A2C(eqx.Module):
         optimizer: Any,
         update_index: Int[Array, ""],
         *,
+        training_proportion: Float[ArrayLike, ""] | None = None,
         key: PRNGKeyArray,
     ) -> tuple[A2CNetwork, PyTree, dict[str, Array]]:
         """One A2C update: gradient of the full loss, element-wise clipping, one optimizer
@@ -261,9 +262,14 @@ class A2C(eqx.Module):
         - `opt_state`: the optimizer state.
         - `trajectory`: a rollout from `network`.
         - `optimizer`: optax transformation or learned optimizer.
-        - `update_index`: index of this update (for the training proportion
+        - `update_index`: index of this update (for the default training proportion
             `update_index / (n_updates - 1)`; batch proportion is 0 since A2C makes one
             pass over each batch).
+        - `training_proportion`: the training proportion passed to a learned optimizer
+            (OPEN's "how far through training" input), overriding the default
+            `update_index / (n_updates - 1)`, which is only right for one run of
+            `config.n_updates` updates. Meta-training with pipeline training passes each
+            unit's age over its lifetime (`lorl_meta.MetaGradientTrainer`).
         - `key`: PRNG key, passed to the optimizer.
 
         **Returns:**
@@ -277,7 +283,10 @@ class A2C(eqx.Module):
             c = cfg.max_grad_value
             grads = jax.tree.map(lambda g: jnp.clip(g, -c, c), grads)
         activations = aux.pop("activations")
-        train_prop = update_index.astype(jnp.float32) / max(cfg.n_updates - 1, 1)
+        if training_proportion is None:
+            train_prop = update_index.astype(jnp.float32) / max(cfg.n_updates - 1, 1)
+        else:
+            train_prop = jnp.asarray(training_proportion, jnp.float32)
         network, opt_state, finite = optimizer_step(
             optimizer,
             network,

@@ -213,6 +213,33 @@ class MetaGradientTrainer(eqx.Module):
     def _offsets(self, task: MetaTask) -> np.ndarray:
         return reset_offsets(task.n_units, self.config.reset_interval)
 
+    @property
+    def lifetime(self) -> int:
+        """A unit's lifetime in inner updates: `reset_interval * n_inner` (`m * M`)."""
+        return self.config.reset_interval * self.config.n_inner
+
+    def training_proportion(self, age: Int[Array, "*batch"]) -> Float[Array, "*batch"]:
+        """The training proportion a learned optimizer sees in a unit of age `age` (its
+        number of inner updates since its last reset, `A2CState.update`):
+        `min(age / (m * M - 1), 1)`, the same convention as one A2C run of `m * M`
+        updates (`update_index / (n_updates - 1)`).
+
+        Units live `m * M` updates between resets, so the proportion runs from 0 to 1
+        over a life. Units not yet reset since the start (offset `r_i > 0`) are reset
+        before reaching 1; without pipeline training units are never reset and the
+        proportion stays at 1 once they pass `m * M` updates.
+
+        **Arguments:**
+
+        - `age`: inner updates since the unit's last reset.
+
+        **Returns:**
+
+        float32 proportions in `[0, 1]`.
+        """
+        denom = jnp.asarray(max(self.lifetime - 1, 1), jnp.float32)
+        return jnp.minimum(age.astype(jnp.float32) / denom, 1.0)
+
     def check_optimizer(self, optimizer: AbstractLearnedOptimizer) -> None:
         """Raise before any compute if `optimizer` cannot be meta-trained here."""
         if not isinstance(optimizer, AbstractLearnedOptimizer):
@@ -288,7 +315,13 @@ class MetaGradientTrainer(eqx.Module):
             state, trajectory, ep = agent.rollout(state, env, task.env_params)
             key, opt_key = jax.random.split(state.key)
             network, opt_state, aux = agent.update(
-                state.network, state.opt_state, trajectory, opt, state.update, key=opt_key
+                state.network,
+                state.opt_state,
+                trajectory,
+                opt,
+                state.update,
+                training_proportion=self.training_proportion(state.update),
+                key=opt_key,
             )
             new = A2CState(
                 network, opt_state, state.env_state, state.obs, state.episodes,

@@ -97,8 +97,9 @@ class MetaTask:
     - `env`, `env_params`: a gymnax-interface environment with discrete actions (e.g.
       `lorl_gridworlds.make("small_dense_short")`).
     - `agent`: the A2C agent of every unit (its `config.n_envs` environments per unit, its
-      `n_steps` rollout length; `config.n_updates` only sets the training proportion
-      passed to the optimizer).
+      `n_steps` rollout length; its `config.n_updates` is not used: the training
+      proportion passed to the optimizer is the unit's age over its lifetime, see
+      [`lorl_meta.MetaGradientTrainer.training_proportion`][]).
     - `n_units`: the number of training units `n` of this task (Optim4RL Appendix C.3:
       512, one per environment).
     - `reward_scale`: multiplies the rewards during meta-training (1: off).
