@@ -27,6 +27,7 @@ STATUS: written, not yet run (no results are claimed in the docs).
 
 import argparse
 import json
+import os
 import pathlib
 import time
 
@@ -58,10 +59,10 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=500)
     p.add_argument("--tune-seeds", type=int, default=3)
     p.add_argument("--eval-seeds", type=int, default=10)
-    p.add_argument("--units", type=int, default=64)
+    p.add_argument("--units", type=int, default=32)
     p.add_argument("--envs-per-unit", type=int, default=1)
-    p.add_argument("--reset-interval", type=int, default=64)
-    p.add_argument("--meta-steps", type=int, default=600)
+    p.add_argument("--reset-interval", type=int, default=32)
+    p.add_argument("--meta-steps", type=int, default=150)
     p.add_argument("--meta-lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default="runs/study_meta_optim4rl")
@@ -74,16 +75,28 @@ def main() -> None:
     )
     agent = la.A2C(eval_cfg)
     report: dict = {"env": ENV, "a2c_eval_budget_steps": eval_cfg.steps_per_run, "args": vars(args)}
+    report["load_average_start"] = os.getloadavg()
     t0 = time.perf_counter()
 
     # 1. Tune Adam.
+    # Cached in the run directory (keyed by its settings), so a rerun that resumes the
+    # meta-training from its checkpoints does not repeat it.
+    tuning_file = pathlib.Path(args.run_dir) / "adam_tuning.json"
+    tuning_key = [list(ADAM_GRID), args.tune_seeds, eval_cfg.steps_per_run, args.envs]
     tuning = {}
+    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
+        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
+        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
     for lr in ADAM_GRID:
+        if lr in tuning:
+            continue
         final, _ = a2c_returns(
             agent, env, params, optax.adam(lr), range(100, 100 + args.tune_seeds)
         )
         tuning[lr] = float(np.mean(final))
         print(f"adam lr {lr:g}: {tuning[lr]:.3f}  ({time.perf_counter() - t0:.0f}s)", flush=True)
+    tuning_file.parent.mkdir(parents=True, exist_ok=True)
+    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
     best_lr = max(tuning, key=lambda k: tuning[k])
     report["adam_tuning"] = {str(k): v for k, v in tuning.items()}
     report["adam_lr"] = best_lr
@@ -94,7 +107,8 @@ def main() -> None:
         total_timesteps=args.envs_per_unit * 20 * args.reset_interval * 4,
     )
     task = lm.MetaTask(ENV, env, params, la.A2C(unit_cfg), n_units=args.units)
-    learned = {}
+    # The starting point (random meta-parameters, no meta-training) as a control.
+    learned = {"optim4rl_init": lo.Optim4RL(AGENT_LR, key=jax.random.key(args.seed))}
     for pipeline in (True, False):
         name = "optim4rl_pipeline" if pipeline else "optim4rl_no_pipeline"
         config = lm.MetaGradientConfig(
@@ -112,7 +126,7 @@ def main() -> None:
         )
         learned[name] = result.optimizer
         report[f"{name}_meta_history"] = [
-            {k: r.get(k) for k in ("step", "meta_loss", f"{ENV}/episode_return")}
+            {k: r.get(k) for k in ("step", "meta_loss", f"{ENV}/episode_return", "wall_time")}
             for r in result.history
         ]
         print(f"meta-trained {name} ({time.perf_counter() - t0:.0f}s)", flush=True)
@@ -138,9 +152,10 @@ def main() -> None:
     report["pipeline_over_adam"] = ratio
     report["bar_met"] = bool(ratio >= 0.9)
     report["wall_time_s"] = time.perf_counter() - t0
+    report["load_average_end"] = os.getloadavg()
 
     print(f"\n| optimizer | mean final return (+- s.e.), {args.eval_seeds} seeds |\n|---|---|")
-    for name in ("adam", "optim4rl_pipeline", "optim4rl_no_pipeline"):
+    for name in ("adam", "optim4rl_pipeline", "optim4rl_no_pipeline", "optim4rl_init"):
         print(f"| {name} | {report[name]['mean']:.3f} +- {report[name]['stderr']:.3f} |")
     print(f"pipeline / adam = {ratio:.3f} (bar 0.9: {'met' if ratio >= 0.9 else 'NOT met'})")
 
@@ -153,12 +168,22 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig, (ax0, ax) = plt.subplots(1, 2, figsize=(11, 4))
+        for name in ("optim4rl_pipeline", "optim4rl_no_pipeline"):
+            hist = report[f"{name}_meta_history"]
+            ret = np.asarray([h[f"{ENV}/episode_return"] for h in hist], float)
+            k = max(1, len(ret) // 20)
+            smooth = np.convolve(ret, np.ones(k) / k, mode="valid")
+            ax0.plot(np.arange(len(smooth)) + k, smooth, label=name)
+        ax0.set_xlabel("meta-iteration")
+        ax0.set_ylabel("units' average episode return (moving mean)")
+        ax0.set_title("meta-training")
+        ax0.legend()
         for name, curve in curves.items():
             ax.plot(curve, label=name)
         ax.set_xlabel("A2C update")
         ax.set_ylabel("average episode return")
-        ax.set_title(f"{ENV}: A2C, mean over {args.eval_seeds} seeds")
+        ax.set_title(f"{ENV}: A2C evaluation, mean over {args.eval_seeds} fresh seeds")
         ax.legend()
         fig.tight_layout()
         fig.savefig(out.with_suffix(".png"), dpi=120)
