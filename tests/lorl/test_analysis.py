@@ -239,3 +239,17 @@ def test_identity_experiment_end_to_end(tmp_path):
     again = e.run(cfg, runs.RunDir.open(run.path))
     assert runs.to_jsonable(again) == runs.to_jsonable(results)
     assert dataclasses.asdict(cfg)["n_traced"] == 8
+
+
+def test_analysis_configs_validate_before_compute():
+    for name in ("analysis/gradient-distributions", "analysis/wasserstein", "analysis/identity"):
+        e = ex.get_experiment(name)
+        assert e.validate is not None
+        for scale in ("cpu", "paper"):
+            e.validate(e.config(scale))
+        with pytest.raises(runs.ConfigError, match="n_stages"):
+            e.validate(runs.apply_overrides(e.config("cpu"), ["a2c.n_stages=100000"]))
+    e = ex.get_experiment("analysis/identity")
+    assert e.config("paper").epochs == 1000 and e.config("paper").a2c.n_envs == 512
+    with pytest.raises(runs.ConfigError, match="seq_len"):
+        e.validate(runs.apply_overrides(e.config("cpu"), ["seq_len=100000"]))

@@ -52,6 +52,46 @@ def _a2c_agent(c: A2CCollect) -> tuple[Any, Any, Any]:
     return A2C(make(n_envs=c.n_envs, total_timesteps=c.total_timesteps)), env, params
 
 
+def _validate_a2c(c: A2CCollect) -> int:
+    """Raise ConfigError for an A2C collection that cannot run; return its update count."""
+    from lorl_agents import A2CConfig
+
+    from ..runs import ConfigError
+
+    try:
+        n_updates = A2CConfig(n_envs=c.n_envs, total_timesteps=c.total_timesteps).n_updates
+    except ValueError as e:
+        raise ConfigError(f"a2c: {e}") from None
+    if not 1 <= c.n_stages <= n_updates or c.per_stage < 1:
+        raise ConfigError(
+            f"a2c.n_stages must lie in [1, {n_updates}] (the run's updates) and a2c.per_stage "
+            f"must be >= 1; got {c.n_stages} and {c.per_stage}"
+        )
+    return n_updates
+
+
+def _validate_distributions(c: "DistributionsConfig") -> None:
+    _validate_a2c(c.a2c)
+
+
+def _validate_wasserstein(c: "WassersteinConfig") -> None:
+    from ..runs import ConfigError
+
+    _validate_a2c(c.a2c)
+    if c.sl_epochs < 1 or not 1 <= c.sl_batch_size <= 1797:
+        raise ConfigError("sl_epochs must be >= 1 and sl_batch_size in [1, 1797] (digits)")
+
+
+def _validate_identity(c: "IdentityConfig") -> None:
+    from ..runs import ConfigError
+
+    n_updates = _validate_a2c(c.a2c)
+    if c.seeds < 1 or c.epochs < 1 or c.n_traced < 1 or not c.learning_rates:
+        raise ConfigError("seeds, epochs, n_traced must be >= 1 and learning_rates non-empty")
+    if not 1 <= c.seq_len <= n_updates:
+        raise ConfigError(f"seq_len must lie in [1, {n_updates}] (the A2C run's updates)")
+
+
 def _save_sample(run_dir: RunDir, name: str, sample: Any, metrics: dict[str, Any]) -> None:
     folder = run_dir.path / "gradients"
     folder.mkdir(exist_ok=True)
@@ -319,6 +359,7 @@ register(
         scales={"cpu": _distributions_cpu, "paper": DistributionsConfig},
         run=_run_distributions,
         report=_report_distributions,
+        validate=_validate_distributions,
     )
 )
 
@@ -448,6 +489,7 @@ register(
         scales={"cpu": _wasserstein_cpu, "paper": WassersteinConfig},
         run=_run_wasserstein,
         report=_report_wasserstein,
+        validate=_validate_wasserstein,
     )
 )
 
@@ -586,5 +628,6 @@ register(
         scales={"cpu": _identity_cpu, "paper": IdentityConfig},
         run=_run_identity,
         report=_report_identity,
+        validate=_validate_identity,
     )
 )
