@@ -69,7 +69,7 @@ def initialize_distributed(
 
     **Raises:**
 
-    [`lorl.runs.ConfigError`][] for inconsistent arguments (e.g. a process count
+    `lorl.runs.ConfigError` for inconsistent arguments (e.g. a process count
     without a coordinator address outside SLURM/Open MPI, or `process_id` out of range);
     `RuntimeError` from JAX if a JAX computation already ran in this process.
     """

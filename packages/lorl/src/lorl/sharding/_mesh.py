@@ -99,7 +99,7 @@ def check_divisible(n: int, what: str, mesh: Mesh | None = None) -> None:
 
     **Raises:**
 
-    [`lorl.runs.ConfigError`][], e.g. "population 6 is not divisible by the 8 devices;
+    `lorl.runs.ConfigError`, e.g. "population 6 is not divisible by the 8 devices;
     use a multiple of 8 (e.g. 8)".
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer):
@@ -153,7 +153,7 @@ def shard_leading(tree: Any, mesh: Mesh | None = None, *, what: str = "leading a
 
     **Raises:**
 
-    [`lorl.runs.ConfigError`][] if a leaf is a scalar, leading sizes differ, or `n` is not
+    `lorl.runs.ConfigError` if a leaf is a scalar, leading sizes differ, or `n` is not
     divisible by the number of devices.
     """
     mesh = _mesh(mesh)

@@ -71,7 +71,7 @@ def sharded_vmap(
 
     **Raises:**
 
-    (when called) [`lorl.runs.ConfigError`][] before any compute if `n` is not
+    (when called) `lorl.runs.ConfigError` before any compute if `n` is not
     divisible by the number of devices or the batched leaves disagree on `n`.
     """
     mesh = _mesh(mesh)

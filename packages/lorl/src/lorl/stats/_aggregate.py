@@ -189,7 +189,7 @@ def aggregate(
     **Raises:**
 
     [`lorl.stats.ScoreError`][] for NaN or infinite scores (they must be reported, not
-    averaged silently) or badly shaped arrays; [`lorl.runs.ConfigError`][] for unknown
+    averaged silently) or badly shaped arrays; `lorl.runs.ConfigError` for unknown
     metrics or invalid options.
 
     !!! note
