@@ -322,6 +322,17 @@ def optimizer_steps(cfg: la.PPOConfig) -> int:
 # --------------------------------------------------------------------------- ES stage
 
 
+def es_trainer(config: lm.ESConfig, tasks: Any) -> lm.ESTrainer:
+    """An [`lorl_meta.ESTrainer`][] whose population is sharded over all devices
+    (`lorl.sharding.local_mesh`) when there is more than one; on one device, no mesh (the
+    unsharded program)."""
+    if jax.device_count() > 1:
+        from ..sharding import local_mesh
+
+        return lm.ESTrainer(config, tasks, mesh=local_mesh())
+    return lm.ESTrainer(config, tasks)
+
+
 def es_stage(
     run_dir: RunDir,
     stage: str,
