@@ -75,7 +75,7 @@ def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]
     phases: dict[str, float] = {}
     seeds = _eval_seeds(config.eval)
     out: dict[str, Any] = {"env": config.env, "open_env": config.open_env}
-    bar = tqdm(total=5 + len(config.eval.baselines), desc="quickstart", unit="phase")
+    bar = tqdm(total=4 + len(config.eval.baselines), desc="quickstart", unit="phase")
     out["meta"] = {
         "optim4rl": _timed(
             phases,

@@ -1,0 +1,131 @@
+"""The Optim4RL experiment presets: configs at both scales, the paper's values, overrides
+down to seconds, validation before compute, and (slow) a real end-to-end run."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lorl import experiments as ex, runs
+from lorl._cli import app
+from lorl.experiments import _optim4rl as o4
+
+NAMES = (
+    "optim4rl/from-scratch-small_dense_short",
+    "optim4rl/from-scratch-big_dense_long",
+    "optim4rl/pipeline-ablation",
+    "optim4rl/inductive-bias-ablation",
+    "optim4rl/generalisation-brax",
+    "optim4rl/robustness",
+)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_both_scales_build_and_round_trip(name):
+    e = ex.get_experiment(name)
+    assert "Optim4RL" in e.reproduces
+    for scale in ("cpu", "paper"):
+        c = e.config(scale)
+        assert runs.config_from_dict(type(c), runs.config_to_dict(c)) == c
+    # every key is overridable from the command line
+    keys = runs.config_keys(e.config("cpu"))
+    assert "meta.steps" in keys
+
+
+def test_paper_scale_uses_the_papers_values():
+    c = ex.get_experiment("optim4rl/from-scratch-small_dense_short").config("paper")
+    assert (c.meta.units, c.meta.envs_per_unit) == (512, 1)  # Optim4RL App. C.3
+    assert c.meta.reset_interval in (256, 512) and c.meta.inner_updates == 4
+    assert c.meta.lr in (3e-5, 1e-4, 3e-4, 1e-3) and c.meta.outer_loss == "actor"
+    assert (c.eval.seeds, c.eval.n_envs) == (10, 512)
+    assert c.eval.timesteps == 512 * 20 * 2929  # 3e7 steps
+    g = ex.get_experiment("optim4rl/generalisation-brax").config("paper")
+    assert len(g.train_envs) == 6 and len(g.brax_envs) == 8
+    assert (g.n_envs, g.n_minibatches, g.timesteps) == (2048, 32, 50_000_000)  # OPEN T3
+    r = ex.get_experiment("optim4rl/robustness").config("paper")
+    assert r.lam == (0.9, 0.95, 0.99, 0.995) and r.ent_coef == (0.005, 0.01, 0.02, 0.04)
+    assert set(o4.PAPER_ROBUSTNESS["big_dense_long"]["gamma"]) == set(r.gamma)
+    p = ex.get_experiment("optim4rl/pipeline-ablation").config("paper")
+    assert p.envs == ("small_dense_short", "big_dense_long")
+
+
+def test_cpu_scales_overridable_down_to_seconds():
+    e = ex.get_experiment("optim4rl/pipeline-ablation")
+    c = runs.apply_overrides(
+        e.config("cpu"),
+        [
+            "meta.steps=1",
+            "meta.units=2",
+            "meta.reset_interval=2",
+            "eval.seeds=1",
+            "eval.n_envs=2",
+            "eval.updates=1",
+            "eval.baselines=adam,rmsprop",
+        ],
+    )
+    assert (
+        c.meta.steps == 1 and c.eval.timesteps == 2 * 20 and c.eval.baselines == ("adam", "rmsprop")
+    )
+    assert e.validate is not None
+    e.validate(c)
+
+
+def test_validation_errors_before_compute():
+    e = ex.get_experiment("optim4rl/robustness")
+    with pytest.raises(runs.ConfigError, match=r"\[0, 1\]"):
+        e.validate(runs.apply_overrides(e.config("cpu"), ["gamma=0.9,1.5"]))  # pyright: ignore[reportOptionalCall]
+    with pytest.raises(runs.ConfigError, match="allowed values"):
+        runs.apply_overrides(e.config("cpu"), ["env=small_dense_shrt"])
+    p = ex.get_experiment("optim4rl/pipeline-ablation")
+    with pytest.raises(runs.ConfigError, match="optimizer_path"):
+        p.validate(runs.apply_overrides(p.config("cpu"), ["meta.optimizer_path=x.eqx"]))  # pyright: ignore[reportOptionalCall]
+
+
+@pytest.mark.slow
+def test_from_scratch_end_to_end(tmp_path):
+    """Meta-train Optim4RL for 2 iterations and evaluate it and Adam (about a minute)."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "optim4rl/from-scratch-small_dense_short",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "r",
+            "meta.steps=2",
+            "meta.units=2",
+            "meta.reset_interval=2",
+            "meta.checkpoint_every=1",
+            "eval.seeds=2",
+            "eval.n_envs=2",
+            "eval.updates=2",
+            "eval.baselines=adam",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "r"
+    res = json.loads((run / "results.json").read_text())
+    assert set(res["evaluation"]) == {"Optim4RL", "adam (tuned)"}
+    assert (run / "optimizers" / "meta-optim4rl.eqx").is_file()
+    assert any((run / "checkpoints" / "meta-optim4rl").iterdir())
+    assert "11.31 ± 0.07" in (run / "report.md").read_text()  # the paper's number beside ours
+    # `lorl evaluate` takes the run folder as the optimizer
+    out = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(run),
+            "--env",
+            "small_dense_short",
+            "--seeds",
+            "1",
+            "--n-envs",
+            "2",
+            "--timesteps",
+            "40",
+            "--out",
+            str(tmp_path),
+        ],
+    )
+    assert out.exit_code == 0, out.output
