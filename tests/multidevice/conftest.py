@@ -12,7 +12,9 @@ N_DEVICES = 8
 FLAG = f"--xla_force_host_platform_device_count={N_DEVICES}"
 
 
-@pytest.fixture(autouse=True)
+# Module scope: autouse fixtures of a scope run before the other fixtures of that scope,
+# so the expensive module-scoped runs are never computed when the tests will be skipped.
+@pytest.fixture(scope="module", autouse=True)
 def require_8_devices():
     count = jax.device_count()
     if count != N_DEVICES:
