@@ -67,6 +67,9 @@ def test_collector_bounds_stages_and_traces():
     )  # flat order = tree order {"a", "b"} = stream order
     values, weights = sample.whole_run()
     assert values.size == 21 and np.allclose(weights, 40 / 7)
+    back = an.GradientSample.from_dict(runs.to_jsonable(sample.to_dict()))
+    assert all(np.array_equal(a, b) for a, b in zip(back.stages, sample.stages, strict=True))
+    np.testing.assert_array_equal(back.traces, sample.traces)
 
 
 def test_collector_passes_inner_updates_through():
