@@ -605,6 +605,13 @@ def _report_identity(run_dir: RunDir) -> str:
     fig.tight_layout()
     path = run_dir.plots_dir / "figure2_identity.png"
     fig.savefig(path, dpi=110)
+    from ..analysis import plot_stage_histograms
+
+    data_path = run_dir.plots_dir / "figure2a_data.png"
+    traces = _load_sample(run_dir, "a2c").traces
+    plot_stage_histograms(
+        {"all traced agent-gradients": traces.ravel()}, str(data_path), title="identity data"
+    )
     lines = [
         "# Identity-function experiment (Optim4RL Sections 4.2, 5.2, Figure 2)",
         "",
@@ -626,7 +633,11 @@ def _report_identity(run_dir: RunDir) -> str:
             f"{_fmt(x['nonzero_fraction'])} | "
             f"{_fmt(x['best_learning_rate'])} | ~{r['paper'][cond]:.0%} |"
         )
-    lines += ["", f"![identity]({_rel(run_dir, path)})", ""]
+    lines += [
+        "",
+        f"![identity]({_rel(run_dir, path)}) ![data (Figure 2 (a))]({_rel(run_dir, data_path)})",
+        "",
+    ]
     return "\n".join(lines)
 
 
