@@ -82,6 +82,15 @@ def test_collector_passes_inner_updates_through():
     np.testing.assert_allclose(np.asarray(out["w"]), np.asarray(ref["w"]))  # pyright: ignore[reportIndexIssue]
     with pytest.raises(an.AnalysisError, match="n_stages"):
         an.GradientCollector(inner, 2, n_stages=3, key=jax.random.key(0))
+    # A learned optimizer (an eqx.Module with optax-style init/update) as the inner one.
+    from lorl_optim import Optim4RL
+
+    lopt = Optim4RL(1e-3, key=jax.random.key(1))
+    col = an.GradientCollector(lopt, 2, n_stages=1, per_stage=4, key=jax.random.key(0))
+    out, state = col.update(grads, col.init(params), params, training_proportion=0.3)
+    ref, _ = lopt.update(grads, lopt.init(params), params)
+    np.testing.assert_allclose(np.asarray(out["w"]), np.asarray(ref["w"]), rtol=1e-6)  # pyright: ignore[reportIndexIssue]
+    assert int(state.seen[0]) == 3
 
 
 def test_reservoir_is_unbiased():
@@ -254,5 +263,7 @@ def test_analysis_configs_validate_before_compute():
             e.validate(runs.apply_overrides(e.config("cpu"), ["a2c.n_stages=100000"]))
     e = ex.get_experiment("analysis/identity")
     assert e.config("paper").epochs == 1000 and e.config("paper").a2c.n_envs == 512
+    validate = e.validate
+    assert validate is not None
     with pytest.raises(runs.ConfigError, match="seq_len"):
-        e.validate(runs.apply_overrides(e.config("cpu"), ["seq_len=100000"]))
+        validate(runs.apply_overrides(e.config("cpu"), ["seq_len=100000"]))
