@@ -437,7 +437,7 @@ def train_seeds(
     that need more than returns (the dormancy of Figure 5). Run `i` uses
     `jax.random.key(seeds[i])`, as `evaluate` does.
 
-    Returns the stored form of [`eval_record`][] plus `"dormancy"`: the mean over layers
+    Returns the stored form of `eval_record` plus `"dormancy"`: the mean over layers
     of the tau = 0 dormant fraction at the last update, per seed.
     """
     import jax.numpy as jnp
