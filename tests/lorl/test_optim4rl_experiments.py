@@ -99,7 +99,7 @@ def test_from_scratch_end_to_end(tmp_path):
             "meta.checkpoint_every=1",
             "eval.seeds=2",
             "eval.n_envs=2",
-            "eval.updates=2",
+            "eval.updates=3",
             "eval.baselines=adam",
         ],
     )

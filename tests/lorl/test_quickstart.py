@@ -16,10 +16,10 @@ TINY = [
     "meta.checkpoint_every=1",
     "eval.seeds=2",
     "eval.n_envs=2",
-    "eval.updates=2",
+    "eval.updates=3",
     "eval.baselines=adam",
     "open_seeds=2",
-    f"open_timesteps={8 * 128}",
+    f"open_timesteps={8 * 128 * 3}",
     "open_n_envs=8",
 ]
 

@@ -108,19 +108,25 @@ def evaluation_section(
         )
         lines.append("")
     curves = {k: (r.steps, r.returns) for k, r in results.items()}
-    curve_png = plots.return_curves(
-        curves,
-        run_dir.plots_dir / f"{plot_name}_curves.png",
-        title=f"{title}: mean ± s.e. over seeds",
-        ylabel="episode return",
-    )
-    lines.append(f"![return curves]({_rel(curve_png, run_dir)})")
-    if agg:
-        iv_png = plots.interval_estimates(
-            agg, run_dir.plots_dir / f"{plot_name}_intervals.png", title=title
+    try:
+        curve_png = plots.return_curves(
+            curves,
+            run_dir.plots_dir / f"{plot_name}_curves.png",
+            title=f"{title}: mean ± s.e. over seeds",
+            ylabel="episode return",
         )
+        lines.append(f"![return curves]({_rel(curve_png, run_dir)})")
+    except ValueError as e:  # a plot must not lose the report (e.g. curves of 1-2 points)
+        lines.append(f"(return-curve plot not drawn: {e})")
+    if agg:
         lines += ["", stats.markdown_table(agg, precision=2).rstrip(), ""]
-        lines.append(f"![interval estimates]({_rel(iv_png, run_dir)})")
+        try:
+            iv_png = plots.interval_estimates(
+                agg, run_dir.plots_dir / f"{plot_name}_intervals.png", title=title
+            )
+            lines.append(f"![interval estimates]({_rel(iv_png, run_dir)})")
+        except ValueError as e:
+            lines.append(f"(interval plot not drawn: {e})")
     lines.append("")
     return "\n".join(lines)
 
@@ -151,4 +157,4 @@ def header(run_dir: RunDir, title: str, reproduces: str, notes: str = "") -> str
         ]
     if notes:
         lines += [notes, ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
