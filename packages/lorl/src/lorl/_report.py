@@ -128,7 +128,7 @@ def evaluation_section(
         except ValueError as e:
             lines.append(f"(interval plot not drawn: {e})")
     lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 def _rel(path: pathlib.Path, run_dir: RunDir) -> str:
