@@ -202,6 +202,8 @@ def evaluate(
       ...; needs `lorl[brax]`).
     - `seeds`: a number `n` (seeds `0..n-1`) or the seeds themselves; run `i` uses
       `jax.random.key(seeds[i])`, exactly as `agent.train(env, params, opt, key=...)`.
+      With several devices the batch is padded to a multiple of the device count (the
+      last seed repeated; the extra runs are discarded), so any number of seeds works.
     - `agent`: `"a2c"`, `"ppo"`, or a full `A2CConfig` / `PPOConfig`; default: A2C with
       Optim4RL's settings on its gridworlds, PPO with OPEN's settings elsewhere
       ([`lorl.evaluation.agent_config_for`][]).
