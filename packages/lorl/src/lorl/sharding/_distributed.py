@@ -38,8 +38,13 @@ def initialize_distributed(
 ) -> bool:
     """Join a multi-host JAX job, or do nothing in a single-process run.
 
-    Call it first thing in every process, before any other JAX call. After it,
-    `jax.devices()` (and so [`lorl.sharding.local_mesh`][]) lists the devices of every
+    It must run before JAX starts its backend (before any computation or
+    `jax.devices()`), and importing `lorl` already starts it (`gymnax`, which `lorl`
+    imports, creates arrays at import time). So in practice call
+    `jax.distributed.initialize` in a launcher before importing `lorl` (see
+    `docs/lorl/scaling.md`); this function then returns `True` without doing anything,
+    and raises a `lorl.runs.ConfigError` saying so if the backend was started first.
+    After it, `jax.devices()` (and so [`lorl.sharding.local_mesh`][]) lists the devices of every
     process; `jax.local_devices()` those of this process. Every process must then run
     the same program on the same global inputs (e.g. keys from the same seed).
 
@@ -95,11 +100,21 @@ def initialize_distributed(
             "num_processes and process_id (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
             f"JAX_PROCESS_ID); got {address!r}, {n!r}, {pid!r}"
         )
-    jax.distributed.initialize(
-        coordinator_address=address,
-        num_processes=n,
-        process_id=pid,
-        local_device_ids=list(local_device_ids) if local_device_ids is not None else None,
-        initialization_timeout=timeout,
-    )
+    try:
+        jax.distributed.initialize(
+            coordinator_address=address,
+            num_processes=n,
+            process_id=pid,
+            local_device_ids=list(local_device_ids) if local_device_ids is not None else None,
+            initialization_timeout=timeout,
+        )
+    except RuntimeError as e:
+        if "must be called before" not in str(e):
+            raise
+        raise ConfigError(
+            "jax.distributed must be initialised before JAX starts its backend, and "
+            "importing lorl already does (gymnax creates arrays at import). Call "
+            "jax.distributed.initialize(...) before importing lorl, e.g. in a launcher "
+            "script (docs/lorl/scaling.md, 'Several hosts'); this function is then a no-op."
+        ) from e
     return True

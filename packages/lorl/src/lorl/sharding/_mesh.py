@@ -134,6 +134,19 @@ def _leading_size(tree: Any, what: str) -> int | None:
     return sizes.pop() if sizes else None
 
 
+def place(leaf: Any, sharding: jax.sharding.Sharding) -> Any:
+    """`jax.device_put(leaf, sharding)`, also when `sharding` spans devices of other
+    processes (multi-host): then every process passes the same global value and keeps
+    the shards of its own devices (`jax.make_array_from_callback`)."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(leaf, sharding)
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        data = place(jax.random.key_data(leaf), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 def shard_leading(tree: Any, mesh: Mesh | None = None, *, what: str = "leading axis") -> Any:
     """Place every array leaf of `tree` on the devices of `mesh`, its leading axis split
     evenly over them (`NamedSharding(mesh, PartitionSpec(axis))`).
@@ -163,7 +176,7 @@ def shard_leading(tree: Any, mesh: Mesh | None = None, *, what: str = "leading a
     check_divisible(n, what, mesh)
     sharding = leading_sharding(mesh)
     return jax.tree_util.tree_map(
-        lambda leaf: jax.device_put(leaf, sharding) if eqx.is_array(leaf) else leaf, tree
+        lambda leaf: place(leaf, sharding) if eqx.is_array(leaf) else leaf, tree
     )
 
 
@@ -181,5 +194,5 @@ def replicate(tree: Any, mesh: Mesh | None = None) -> Any:
     """
     sharding = replicated_sharding(mesh)
     return jax.tree_util.tree_map(
-        lambda leaf: jax.device_put(leaf, sharding) if eqx.is_array(leaf) else leaf, tree
+        lambda leaf: place(leaf, sharding) if eqx.is_array(leaf) else leaf, tree
     )

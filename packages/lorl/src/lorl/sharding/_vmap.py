@@ -9,7 +9,14 @@ import jax
 from jax.sharding import Mesh
 
 from ..runs import ConfigError
-from ._mesh import _leading_size, _mesh, check_divisible, leading_sharding, replicated_sharding
+from ._mesh import (
+    _leading_size,
+    _mesh,
+    check_divisible,
+    leading_sharding,
+    place,
+    replicated_sharding,
+)
 
 
 def _normalise_in_axes(in_axes: int | Sequence[int | None] | None, n_args: int) -> tuple:
@@ -108,9 +115,7 @@ def sharded_vmap(
         check_divisible(n, what, mesh)
         placed = tuple(
             jax.tree_util.tree_map(
-                lambda x, s=(batch if axis == 0 else shared): (
-                    jax.device_put(x, s) if eqx.is_array(x) else x
-                ),
+                lambda x, s=(batch if axis == 0 else shared): place(x, s) if eqx.is_array(x) else x,
                 arg,
             )
             for arg, axis in zip(args, axes, strict=True)
