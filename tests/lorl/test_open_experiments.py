@@ -198,3 +198,61 @@ def test_resume_repeats_no_finished_stage(tiny_run, monkeypatch):
     assert again["evaluation"]["breakout"]["open"] == runs.to_jsonable(
         results["evaluation"]["breakout"]["open"]
     )
+
+
+# ------------------------------------------------------------------ glue of every experiment
+
+
+@pytest.mark.parametrize("name", OPEN_NAMES)
+def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, monkeypatch):
+    """Each cpu scale's stages, folders, results and report, with the compute replaced
+    by stubs (ES returns its initial optimizer, evaluations return fixed returns): the
+    glue between ES, evaluation, results.json and report.md, in seconds."""
+    import types
+
+    import lorl.evaluation as ev
+    from lorl.experiments import _open_common as oc
+
+    def fake_train(self, optimizer, *, seed, checkpoint_dir=None, log_dir=None, **kwargs):
+        n = self.config.n_generations
+        history = [{"generation": g + 1, "mean_score": 0.1 * g} for g in range(n)]
+        return types.SimpleNamespace(
+            optimizer=optimizer, best_generation=n, best_score=0.5, history=history
+        )
+
+    def fake_returns(label, n_seeds, n_updates):
+        base = 1.0 + (sum(map(ord, str(label))) % 7) / 7
+        rng = np.random.default_rng(n_seeds)
+        returns = base + 0.1 * rng.normal(size=(n_seeds, n_updates))
+        return returns[:, -1], np.arange(1, n_updates + 1), returns
+
+    def fake_evaluate(optimizer, env, *, seeds, agent, label, on_nonfinite):
+        final, steps, returns = fake_returns(label, len(seeds), agent.n_updates)
+        return types.SimpleNamespace(
+            final_returns=final,
+            steps=steps,
+            returns=returns,
+            first_nonfinite_update=np.full(len(seeds), -1),
+        )
+
+    def fake_train_seeds(optimizer, env, env_params, agent, seeds):
+        final, steps, returns = fake_returns(type(optimizer).__name__, len(seeds), agent.n_updates)
+        record = oc.eval_record(final, steps, returns, np.full(len(seeds), -1))
+        record["dormancy"] = np.full(len(seeds), 0.25)
+        return record
+
+    monkeypatch.setattr(lm.ESTrainer, "train", fake_train)
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    monkeypatch.setattr(oc, "train_seeds", fake_train_seeds)
+    exp = ex.get_experiment(name)
+    config = exp.config("cpu")
+    run_dir = runs.RunDir.create(tmp_path, experiment=name, scale="cpu", config=config)
+    results = _run(exp, config, run_dir)
+    assert json.loads((run_dir.path / "results.json").read_text())
+    report = (run_dir.path / "report.md").read_text()
+    assert exp.reproduces.split(" (")[0] in report
+    assert "Paper" in report and "[" in report  # the paper's statement and CIs
+    assert "failed" not in report
+    assert list(run_dir.plots_dir.glob("*.png"))
+    for stage in results.get("es", {}):
+        assert (run_dir.path / "optimizers" / f"es-{stage}.eqx").is_file()

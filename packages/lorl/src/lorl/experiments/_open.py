@@ -903,7 +903,13 @@ def _deep_report(run_dir: RunDir) -> str:
         "improves on the one without at every size, and the gap grows with size; only it "
         "generalises to large, out-of-support sizes (returns lie in [-0.01, 0.99]).",
         "",
+        "## Return curves",
+        "",
     ]
+    for s, per in res["evaluation"].items():
+        img = oc.curves_plot(per, run_dir.plots_dir / f"curves-size{s}.png", f"Deep Sea {s}")
+        if img:
+            out += [img, ""]
     return "\n".join(out)
 
 
