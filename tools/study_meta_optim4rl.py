@@ -65,6 +65,7 @@ def main() -> None:
     p.add_argument("--reset-interval", type=int, default=32)
     p.add_argument("--meta-steps", type=int, default=150)
     p.add_argument("--meta-lr", type=float, default=1e-3)
+    p.add_argument("--agent-lr", type=float, default=AGENT_LR)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--skip-ablation", action="store_true", help="meta-train with pipeline training only"
@@ -112,7 +113,7 @@ def main() -> None:
     )
     task = lm.MetaTask(ENV, env, params, la.A2C(unit_cfg), n_units=args.units)
     # The starting point (random meta-parameters, no meta-training) as a control.
-    learned: dict = {"optim4rl_init": lo.Optim4RL(AGENT_LR, key=jax.random.key(args.seed))}
+    learned: dict = {"optim4rl_init": lo.Optim4RL(args.agent_lr, key=jax.random.key(args.seed))}
     for pipeline in (True,) if args.skip_ablation else (True, False):
         name = "optim4rl_pipeline" if pipeline else "optim4rl_no_pipeline"
         config = lm.MetaGradientConfig(
@@ -123,7 +124,7 @@ def main() -> None:
             checkpoint_every=50,
         )
         trainer = lm.MetaGradientTrainer(config, task)
-        start = lo.Optim4RL(AGENT_LR, key=jax.random.key(args.seed))
+        start = lo.Optim4RL(args.agent_lr, key=jax.random.key(args.seed))
         run_dir = pathlib.Path(args.run_dir) / name
         result = trainer.train(
             start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", log_dir=run_dir
