@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 import pytest
 
@@ -108,3 +109,81 @@ def test_im2col_convolution_matches_equinox_conv(kernel):
     x = jax.random.normal(jax.random.key(1), (13, 9, 5))
     expected = jnp.moveaxis(conv(jnp.moveaxis(x, -1, 0)), 0, -1)
     np.testing.assert_allclose(la.conv_same_channels_last(conv, x), expected, atol=1e-5)
+
+
+def test_lecun_normal_init_statistics():
+    fan_in = 300
+    w = np.asarray(la.lecun_normal_init((400, fan_in), fan_in, key=jax.random.key(3)))
+    std = 1.0 / np.sqrt(fan_in)
+    # 120,000 draws: the sample std is within ~0.3% of the truth; the truncation at two
+    # standard deviations of the underlying normal (std / 0.8796) bounds every entry.
+    assert abs(w.std() / std - 1.0) < 0.02
+    assert abs(w.mean()) < 0.01 * std
+    assert np.abs(w).max() <= 2.0 * std / 0.87962566 + 1e-6
+    assert np.abs(w).max() > 1.9 * std / 0.87962566
+    with pytest.raises(ValueError, match="fan_in"):
+        la.lecun_normal_init((2, 2), 0, key=jax.random.key(0))
+
+
+def test_a2c_network_init_is_flax_default():
+    """Flax `nn.Conv` / `nn.Dense` defaults (the Optim4RL reference code): LeCun-normal
+    weights with fan-in over all but the output axis, zero biases."""
+    net = la.A2CNetwork((13, 9, 5), 9, torso="cnn", key=jax.random.key(0))
+    assert net.conv is not None
+    for layer, fan_in in [
+        (net.conv, 5 * 2 * 2),
+        (net.torso, 13 * 9 * 16),
+        (net.policy_head, 32),
+        (net.value_head, 32),
+    ]:
+        assert layer.bias is not None
+        np.testing.assert_array_equal(layer.bias, 0.0)
+        w = np.asarray(layer.weight)
+        bound = 2.0 / np.sqrt(fan_in) / 0.87962566 + 1e-6
+        assert np.abs(w).max() <= bound
+    # The 59,904 torso weights pin the std down to ~0.5%.
+    assert abs(np.asarray(net.torso.weight).std() * np.sqrt(13 * 9 * 16) - 1.0) < 0.03
+    # jaxtyping's runtime check (as in CI) rejects the Literal first; without it, our own
+    # ValueError does.
+    with pytest.raises((ValueError, jaxtyping.TypeCheckError), match="init"):
+        la.A2CNetwork((4, 4, 2), 9, torso="cnn", init="he", key=jax.random.key(0))  # pyright: ignore[reportArgumentType]
+
+
+@pytest.fixture(scope="module")
+def big_dense_long_obs():
+    lg = pytest.importorskip("lorl_gridworlds")
+    env, params = lg.make("big_dense_long")
+    keys = jax.random.split(jax.random.key(0), 256)
+    obs, _ = jax.vmap(lambda k: env.reset(k, params))(keys)
+    return obs
+
+
+def _torso_dormancy(init, obs, key):
+    net = la.A2CNetwork(obs.shape[1:], 9, torso="cnn", init=init, key=key)
+    _, _, acts = jax.vmap(net)(obs)
+    return float(la.dormant_fraction(acts[1])), np.asarray(acts[0])
+
+
+def test_a2c_cnn_torso_responds_to_sparse_observations_at_init(big_dense_long_obs):
+    """Regression for the `big_dense_long` collapse (docs/agents/benchmarks.md): with
+    Equinox's default init the conv's nonzero biases turn every empty cell into the same
+    constant, each torso unit is nearly constant over observations, and 16-31% of the torso
+    is already dead at initialisation (then most of the rest after a few RMSProp steps).
+    With the Flax-default init an empty cell gives exactly zero and no torso unit is dead.
+    """
+    obs = big_dense_long_obs
+    assert obs.shape == (256, 13, 9, 5)
+    empty = np.asarray(obs.sum(-1) == 0)  # cells with no object and no agent
+    for seed in range(4):
+        dormant, conv_out = _torso_dormancy("lecun", obs, jax.random.key(seed))
+        assert dormant == 0.0
+        # A 2x2 SAME conv reads a cell and its right / lower neighbours (pad after): where
+        # all of them are empty, the output is exactly zero (no bias).
+        shifted = np.pad(empty, ((0, 0), (0, 1), (0, 1)), constant_values=True)
+        all_empty = shifted[:, :-1, :-1] & shifted[:, 1:, :-1] & shifted[:, :-1, 1:]
+        all_empty &= shifted[:, 1:, 1:]
+        assert all_empty.mean() > 0.8
+        np.testing.assert_array_equal(conv_out[all_empty], 0.0)
+    # The old default, same seeds: the failure this test guards against.
+    old = [_torso_dormancy("equinox", obs, jax.random.key(s))[0] for s in range(4)]
+    assert np.mean(old) > 0.1

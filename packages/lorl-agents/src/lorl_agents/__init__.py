@@ -36,6 +36,7 @@ from ._networks import (
     AbstractActorCritic as AbstractActorCritic,
     PPONetwork as PPONetwork,
     conv_same_channels_last as conv_same_channels_last,
+    lecun_normal_init as lecun_normal_init,
     orthogonal_init as orthogonal_init,
 )
 from ._optimizers import (

@@ -77,6 +77,49 @@ def _orthogonal_linear(
     )
 
 
+# Standard deviation of a standard normal truncated to [-2, 2]: dividing by it makes the
+# truncated draw's std equal the requested one (as `jax.nn.initializers.variance_scaling`).
+_TRUNCATED_NORMAL_STD = 0.87962566103423978
+
+
+def lecun_normal_init(
+    shape: tuple[int, ...], fan_in: int, *, key: PRNGKeyArray
+) -> Float[Array, "..."]:
+    """LeCun-normal initialisation, Flax's and Haiku's default for dense and conv kernels.
+
+    A normal truncated at two standard deviations, rescaled so its standard deviation is
+    `1 / sqrt(fan_in)` (`jax.nn.initializers.lecun_normal`, i.e. `variance_scaling(1.0,
+    "fan_in", "truncated_normal")`).
+
+    **Arguments:**
+
+    - `shape`: shape of the weight array.
+    - `fan_in`: number of inputs of one output unit (for a conv: in_channels x kernel area).
+    - `key`: PRNG key.
+
+    **Returns:**
+
+    A float32 array of `shape`. Safe to `vmap` over keys.
+    """
+    if fan_in < 1:
+        raise ValueError(f"fan_in must be >= 1, got {fan_in}")
+    std = 1.0 / math.sqrt(fan_in) / _TRUNCATED_NORMAL_STD
+    return std * jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32)
+
+
+def _lecun_zero_bias(layer: eqx.nn.Linear | eqx.nn.Conv2d, *, key: PRNGKeyArray):
+    """`layer` with LeCun-normal weights (fan-in over all but the output axis) and zero
+    bias: the Flax `nn.Dense` / `nn.Conv` defaults."""
+    weight = layer.weight
+    fan_in = math.prod(weight.shape[1:])
+    assert layer.bias is not None
+    return eqx.tree_at(
+        lambda lay: (lay.weight, lay.bias),
+        layer,
+        (lecun_normal_init(weight.shape, fan_in, key=key), jnp.zeros_like(layer.bias)),
+    )
+
+
 def _fill(module: eqx.Module, fn: Callable[[Array], Array]) -> eqx.Module:
     """Replace every array leaf `x` of `module` with `fn(x)`."""
     return jax.tree.map(lambda x: fn(x) if eqx.is_array(x) else x, module)
@@ -311,8 +354,20 @@ class A2CNetwork(AbstractActorCritic):
     - `torso="cnn"` ("big" gridworlds): Conv(16 features, 2x2, stride 1, SAME) -> ReLU ->
       flatten -> Linear(32) -> ReLU, on channels-last `(H, W, C)` observations.
 
-    followed by a policy head (one logit per action) and a value head. The paper does not
-    state an initialisation; Equinox's defaults are used.
+    followed by a policy head (one logit per action) and a value head.
+
+    Initialisation (`init`): the paper does not state one; its reference code builds these
+    layers with Flax's defaults, LeCun-normal weights and **zero biases** (`"lecun"`, the
+    default). Equinox's own defaults (`"equinox"`: uniform weights *and biases* in
+    `+-1/sqrt(fan_in)`) break the CNN torso on the sparse LPG observations: almost every
+    cell is empty, so the conv output there is `relu(bias)`, a constant that dominates the
+    1,872 inputs of the torso's `Linear`; every torso unit is then nearly constant across
+    observations, the ~20% whose constant is negative never fire, and the first RMSProp or
+    Adam step (which moves every weight by about the learning rate in the same direction)
+    shifts the pre-activations by O(1) and silences most of the rest (`big_dense_long`:
+    0.88 of the torso dormant after 5 updates, 1.0 by update 150; see
+    `docs/agents/benchmarks.md`, "big_dense_long dormancy"). `"equinox"` is kept only to
+    reproduce that diagnosis.
     """
 
     conv: eqx.nn.Conv2d | None
@@ -329,6 +384,7 @@ class A2CNetwork(AbstractActorCritic):
         torso: Literal["mlp", "cnn"],
         hidden: int = 32,
         conv_features: int = 16,
+        init: Literal["lecun", "equinox"] = "lecun",
         key: PRNGKeyArray,
     ):
         """**Arguments:**
@@ -338,8 +394,12 @@ class A2CNetwork(AbstractActorCritic):
         - `torso`: `"mlp"` or `"cnn"`.
         - `hidden`: torso output size (Optim4RL: 32).
         - `conv_features`: conv channels (Optim4RL: 16).
+        - `init`: `"lecun"` (Flax defaults, as the Optim4RL reference code) or `"equinox"`
+            (Equinox's defaults; collapses on the big gridworlds, see above).
         - `key`: PRNG key.
         """
+        if init not in ("lecun", "equinox"):
+            raise ValueError(f"unknown init {init!r}; allowed: 'lecun', 'equinox'")
         conv_key, torso_key, pi_key, v_key = jax.random.split(key, 4)
         if torso == "cnn":
             if len(obs_shape) != 3:
@@ -360,6 +420,12 @@ class A2CNetwork(AbstractActorCritic):
         self.torso = eqx.nn.Linear(torso_in, hidden, key=torso_key)
         self.policy_head = eqx.nn.Linear(hidden, n_actions, key=pi_key)
         self.value_head = eqx.nn.Linear(hidden, 1, key=v_key)
+        if init == "lecun":
+            if self.conv is not None:
+                self.conv = _lecun_zero_bias(self.conv, key=jax.random.fold_in(conv_key, 1))
+            self.torso = _lecun_zero_bias(self.torso, key=jax.random.fold_in(torso_key, 1))
+            self.policy_head = _lecun_zero_bias(self.policy_head, key=jax.random.fold_in(pi_key, 1))
+            self.value_head = _lecun_zero_bias(self.value_head, key=jax.random.fold_in(v_key, 1))
         self.obs_shape = tuple(obs_shape)
 
     def __call__(
