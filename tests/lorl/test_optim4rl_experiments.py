@@ -123,7 +123,7 @@ def test_from_scratch_end_to_end(tmp_path):
             "--n-envs",
             "2",
             "--timesteps",
-            "40",
+            "120",
             "--out",
             str(tmp_path),
         ],

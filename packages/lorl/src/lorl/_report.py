@@ -116,7 +116,7 @@ def evaluation_section(
             ylabel="episode return",
         )
         lines.append(f"![return curves]({_rel(curve_png, run_dir)})")
-    except ValueError as e:  # a plot must not lose the report (e.g. curves of 1-2 points)
+    except (ValueError, IndexError) as e:  # a plot must not lose the report (short curves)
         lines.append(f"(return-curve plot not drawn: {e})")
     if agg:
         lines += ["", stats.markdown_table(agg, precision=2).rstrip(), ""]
@@ -125,7 +125,7 @@ def evaluation_section(
                 agg, run_dir.plots_dir / f"{plot_name}_intervals.png", title=title
             )
             lines.append(f"![interval estimates]({_rel(iv_png, run_dir)})")
-        except ValueError as e:
+        except (ValueError, IndexError) as e:
             lines.append(f"(interval plot not drawn: {e})")
     lines.append("")
     return "\n".join(lines) + "\n"
