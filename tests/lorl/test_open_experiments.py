@@ -35,7 +35,13 @@ def test_configs_build_validate_and_round_trip(name, scale):
     exp = ex.get_experiment(name)
     config = exp.config(scale)
     assert exp.validate is not None
-    exp.validate(config)
+    try:
+        exp.validate(config)
+    except runs.ConfigError as e:
+        # Configs that include Ant need the optional Brax; where it is not installed (the
+        # CI environment of this package) validation must say so, before compute.
+        if importlib.util.find_spec("brax") is not None or "needs Brax" not in str(e):
+            raise
     data = runs.config_to_dict(config)
     assert runs.config_from_dict(exp.config_class, json.loads(json.dumps(data))) == config
     # every key can be overridden from the command line

@@ -131,3 +131,13 @@ def test_no_pyplot_figures_left_open(tmp_path, curves):
         import matplotlib.pyplot as plt
 
         assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize("n_points", [1, 2, 3])
+def test_short_curves_are_drawn(tmp_path, n_points):
+    # A run with one or two logged points (e.g. a tiny cpu-scale run) must still plot;
+    # isolated finite points are drawn as markers.
+    steps = np.arange(float(n_points))
+    returns = np.arange(2.0 * n_points).reshape(2, n_points)
+    path = plots.return_curves({"a": (steps, returns)}, tmp_path / "short.png")
+    assert _pixels_of(path, TAB_BLUE) > 5

@@ -110,9 +110,11 @@ def return_curves(
             linewidth=0,
         )
         # A value with no neighbour on either side would be invisible as a line.
-        alone = (count > 0) & ~np.convolve(
-            (count > 0).astype(np.int64), [1, 0, 1], mode="same"
-        ).astype(bool)
+        finite = count > 0
+        neighbour = np.zeros_like(finite)
+        neighbour[1:] |= finite[:-1]
+        neighbour[:-1] |= finite[1:]
+        alone = finite & ~neighbour
         if alone.any():
             ax.plot(steps[alone], mean[alone], "o", color=colour, markersize=3)
     ax.set_title(title)
