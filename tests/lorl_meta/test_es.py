@@ -158,3 +158,23 @@ def test_distribution_task_must_be_alone():
     t2 = lm.ESTask("b", quadratic_fitness)
     with pytest.raises(ValueError, match="only task"):
         lm.ESTrainer(lm.ESConfig(n_generations=1), (t1, t2))
+
+
+def test_a_generation_keeps_the_state_types_so_it_compiles_once():
+    # evosax's init leaves some entries weakly typed; a generation returns them strongly
+    # typed. Any change of type re-traces the whole generation (an ES run's most expensive
+    # compile) in the second generation, so the trainer's state must keep its types.
+    config = lm.ESConfig(n_generations=1, population_size=8, sigma_init=0.05, lr=0.01)
+    trainer = lm.ESTrainer(config, lm.ESTask("quadratic", quadratic_fitness))
+    optimizer = Quadratic(jnp.zeros(5, jnp.float32))
+    strategy = trainer.strategy(optimizer)
+    static = eqx.partition(optimizer, eqx.is_inexact_array)[1]
+    state = trainer.init(optimizer, strategy, key=jax.random.key(0))
+    from lorl_meta._es import _generation
+
+    new, _ = _generation(trainer, strategy, static, state, jax.random.PRNGKey(1), False)
+
+    def types(tree):
+        return [(t.shape, t.dtype, t.weak_type) for t in map(jax.typeof, jax.tree.leaves(tree))]
+
+    assert types(new) == types(state)

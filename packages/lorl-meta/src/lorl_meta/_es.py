@@ -440,7 +440,7 @@ class ESTrainer(eqx.Module):
         mean = eqx.filter(optimizer, eqx.is_inexact_array)
         with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
             es_state = strategy.init(init_key, mean, strategy.default_params)
-        es_state = jax.tree.map(jnp.asarray, es_state)
+        es_state = jax.tree.map(_strong, es_state)
         return ESState(
             es_state,
             run_key,
@@ -560,6 +560,14 @@ def _scalar(x: Any) -> float | int | bool:
     return float(a)
 
 
+def _strong(x: Any) -> Array:
+    """`x` as a strongly typed array. evosax's `init` leaves some state entries weakly
+    typed (Python scalars) while `tell` returns them strongly typed; without this the
+    jitted generation would be traced and compiled a second time in generation 2."""
+    x = jnp.asarray(x)
+    return jnp.asarray(x, dtype=x.dtype)
+
+
 @eqx.filter_jit
 def _generation(
     trainer: ESTrainer,
@@ -577,7 +585,7 @@ def _generation(
     nonfinite = jnp.sum(jnp.logical_not(jnp.isfinite(score)).astype(jnp.int32))
     with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
         es_state, _ = strategy.tell(tell_key, population, -utility, es_state, params)
-    es_state = jax.tree.map(jnp.asarray, es_state)
+    es_state = jax.tree.map(_strong, es_state)
     generation = state.generation + 1
     best_score, best_gen, best_mean = state.best_score, state.best_generation, state.best_mean
     val = jnp.asarray(jnp.nan, jnp.float32)
