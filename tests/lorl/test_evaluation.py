@@ -33,7 +33,7 @@ def adam_eval():
 def test_evaluate_equals_direct_training(adam_eval):
     r = adam_eval
     assert r.env == "small_dense_short" and r.agent == "a2c"
-    assert r.optimizer == "adam (tuned)" and r.seeds == (3, 7)
+    assert r.optimizer == "adam (lr 0.003, untuned)" and r.seeds == (3, 7)
     assert r.final_returns.shape == (2,) and r.returns.shape == (2, 6)
     np.testing.assert_array_equal(r.steps, np.arange(1, 7) * 80)
     assert r.timesteps == A2C_STEPS

@@ -106,7 +106,7 @@ def test_from_scratch_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     run = tmp_path / "r"
     res = json.loads((run / "results.json").read_text())
-    assert set(res["evaluation"]) == {"Optim4RL", "adam (tuned)"}
+    assert set(res["evaluation"]) == {"Optim4RL", "adam (lr 0.003, untuned)"}
     assert (run / "optimizers" / "meta-optim4rl.eqx").is_file()
     assert any((run / "checkpoints" / "meta-optim4rl").iterdir())
     assert "11.31 ± 0.07" in (run / "report.md").read_text()  # the paper's number beside ours

@@ -38,7 +38,7 @@ def test_quickstart_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     (run,) = tmp_path.iterdir()
     res = json.loads((run / "results.json").read_text())
-    assert set(res["gridworld"]) == {"Optim4RL (meta-trained here)", "adam (tuned)"}
+    assert set(res["gridworld"]) == {"Optim4RL (meta-trained here)", "adam (lr 0.003, untuned)"}
     assert set(res["minatar"]) == {"OPEN (breakout)", "adam (tuned)"}
     report = (run / "report.md").read_text()
     assert "IQM" in report and "Time per phase" in report

@@ -20,7 +20,9 @@ from ._envs import EnvSpec
 #: Adam and RMSProp agent learning rates for A2C on the Optim4RL gridworlds. The paper picks
 #: each from {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4} (Appendix C.3) without printing the
 #: winner; 3e-3 is the value its gradient analysis uses (RMSProp, Appendix C.2) and the grid
-#: point lorl-agents' A2C benchmark uses. Override with `"adam:<lr>"`.
+#: point lorl-agents' A2C benchmark uses. These are NOT tuned per gridworld, so results
+#: label them "adam (lr 0.003, untuned)"; give a tuned value with `"adam:<lr>"` (e.g. the
+#: lorl-meta study's grid search on small_dense_short found 3e-2 best, docs/meta/studies.md).
 A2C_BASELINE_LR: dict[str, float] = {"adam": 3e-3, "rmsprop": 3e-3}
 
 #: Adam for CartPole-v1 (no tuned values in either paper): PureJaxRL's lr 2.5e-4, annealed.
@@ -210,6 +212,9 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
             return _with_lr(kind, lr), f"{kind} (lr {lr:g})"
         if kind == "sgd":
             raise ConfigError("neither paper tunes SGD; give a learning rate, e.g. 'sgd:0.01'")
+        if isinstance(config, la.A2CConfig) and kind in A2C_BASELINE_LR:
+            # Not tuned per gridworld (see A2C_BASELINE_LR): the label says so.
+            return _baseline(kind, spec, config), f"{kind} (lr {A2C_BASELINE_LR[kind]:g}, untuned)"
         return _baseline(kind, spec, config), f"{kind} (tuned)"
     if os.path.exists(text):
         opt = load_optimizer(text)
