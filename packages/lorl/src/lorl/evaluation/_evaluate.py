@@ -14,6 +14,7 @@ import lorl_agents as la
 import lorl_gridworlds as lg
 
 from ..runs import ConfigError
+from ..sharding import local_mesh, sharded_vmap
 from ._envs import EnvSpec, default_agent_config, env_spec, make
 from ._optimizers import resolve_optimizer
 
@@ -158,14 +159,11 @@ def agent_config_for(
 
 
 def _vmap_runner(fn: Any, n: int) -> tuple[Any, int]:
-    """A jitted vmap of `fn` sharded over the local devices (lorl.sharding), and the
-    padded batch size (a multiple of the device count)."""
-    n_dev = jax.local_device_count()
+    """A jitted vmap of `fn` sharded over every device of the job (lorl.sharding), and the
+    padded batch size (a multiple of the global device count, which is what
+    `sharded_vmap` splits over, also in a multi-host run)."""
+    n_dev = local_mesh().size
     padded = -(-n // n_dev) * n_dev
-    try:
-        from ..sharding import sharded_vmap  # pyright: ignore[reportAttributeAccessIssue]
-    except ImportError:  # lorl.sharding not available: one device
-        return jax.jit(jax.vmap(fn)), n
     return sharded_vmap(fn), padded
 
 

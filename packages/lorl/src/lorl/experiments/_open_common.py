@@ -22,6 +22,7 @@ import lorl_meta as lm
 import lorl_optim as lo
 
 from ..runs import ConfigError, RunDir
+from ..sharding import check_divisible
 
 # --------------------------------------------------------------------------- config pieces
 
@@ -218,22 +219,12 @@ class EvalSettings:
 
 def check_population(population_size: int) -> None:
     """[`lorl.runs.ConfigError`][] unless the ES population is even and divisible by
-    the number of local devices (it is sharded over them)."""
+    the number of devices (it is sharded over them)."""
     if isinstance(population_size, bool) or population_size < 2 or population_size % 2:
         raise ConfigError(
             f"es.population_size must be even and >= 2 (antithetic +eps/-eps pairs), got "
             f"{population_size}"
         )
-    try:
-        from ..sharding import check_divisible  # pyright: ignore[reportAttributeAccessIssue]
-    except ImportError:  # lorl.sharding not installed yet: the same check, locally
-        n_dev = jax.local_device_count()
-        if population_size % n_dev:
-            raise ConfigError(
-                f"es.population_size = {population_size} is not divisible by the {n_dev} "
-                "local devices it is sharded over"
-            ) from None
-        return
     check_divisible(population_size, "es.population_size")
 
 
