@@ -2,6 +2,9 @@
 placement, `sharded_vmap` equal to `jax.vmap`, and clear errors. The 8-device behaviour
 is tested in tests/multidevice (`nox -s multidevice`)."""
 
+import subprocess
+import sys
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -148,3 +151,26 @@ def test_initialize_distributed_errors(monkeypatch):
     monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
     with pytest.raises(ConfigError, match="not an integer"):
         sharding.initialize_distributed()
+
+
+def test_import_lorl_does_not_start_the_backend():
+    """`import lorl` (and `lorl.sharding`, `lorl.runs`, the CLI module) must leave JAX's
+    backend unstarted, so that the `lorl` command can still join a multi-process job."""
+    code = (
+        "import jax._src.xla_bridge as xb\n"
+        "import lorl, lorl.sharding, lorl.runs, lorl._cli\n"
+        "assert not xb._backends, 'backend started'\n"
+        "import lorl.evaluation\n"
+        "assert xb._backends, 'the check cannot see a started backend'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_lorl_namespaces_load_on_first_use():
+    import lorl
+
+    assert lorl.stats.__name__ == "lorl.stats"
+    assert set(lorl.__all__) >= {"evaluation", "experiments", "sharding", "stats", "runs"}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = lorl.nope  # pyright: ignore[reportAttributeAccessIssue]

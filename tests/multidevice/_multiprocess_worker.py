@@ -1,6 +1,6 @@
-"""One process of the 2-process CPU job of test_multiprocess.py: joins the job (before
-importing lorl, as the docs' launcher does), runs `sharded_vmap` over the global mesh of
-4 devices (2 per process) and prints the gathered result as JSON."""
+"""One process of the 2-process CPU job of test_multiprocess.py: joins the job with
+`jax.distributed.initialize` (before anything starts JAX's backend), runs `sharded_vmap`
+over the global mesh of 4 devices (2 per process) and prints the gathered result as JSON."""
 
 import json
 import os

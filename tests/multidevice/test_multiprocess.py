@@ -54,3 +54,99 @@ def test_two_processes_share_one_mesh():
         assert result["process"] == pid
         assert (result["devices"], result["local_devices"], result["mesh"]) == (4, 2, 4)
         np.testing.assert_allclose(result["out"], expected, rtol=1e-5, atol=1e-6)
+
+
+def _lorl_command() -> list[str]:
+    """The installed `lorl` script of this interpreter's environment (what users run)."""
+    script = pathlib.Path(sys.executable).with_name("lorl")
+    assert script.is_file(), f"the lorl script is not installed next to {sys.executable}"
+    return [str(script)]
+
+
+def _evaluate_args(out: pathlib.Path) -> list[str]:
+    # 4 seeds of A2C on small_dense_short, 20,480 steps: seconds once compiled.
+    return [
+        "evaluate",
+        "adam:0.003",
+        "--env",
+        "small_dense_short",
+        "--seeds",
+        "4",
+        "--timesteps",
+        "20480",
+        "--n-envs",
+        "64",
+        "--baseline",
+        "rmsprop",
+        "--out",
+        str(out),
+    ]
+
+
+def _final_returns(out: pathlib.Path) -> dict[str, list[float]]:
+    (folder,) = out.iterdir()
+    results = json.loads((folder / "results.json").read_text())["evaluation"]["small_dense_short"]
+    return {name: r["final_returns"] for name, r in results.items()}
+
+
+@pytest.mark.timeout(900)
+def test_cli_joins_a_two_process_job(tmp_path):
+    """`lorl evaluate` started as 2 processes (the environment variables of
+    docs/lorl/scaling.md, no launcher) joins one job of 4 devices by itself, and each
+    process writes the same results as a single-process run on one device."""
+    port = _free_port()
+    procs = []
+    for pid in range(2):
+        env = dict(os.environ)
+        env.update(
+            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
+            JAX_NUM_PROCESSES="2",
+            JAX_PROCESS_ID=str(pid),
+            XLA_FLAGS="--xla_force_host_platform_device_count=2",
+        )
+        out = tmp_path / f"process-{pid}"
+        procs.append(
+            subprocess.Popen(
+                [*_lorl_command(), *_evaluate_args(out)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    for proc in procs:
+        _, err = proc.communicate(timeout=840)
+        assert proc.returncode == 0, err[-3000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    single = subprocess.run(
+        [*_lorl_command(), *_evaluate_args(tmp_path / "single")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    expected = _final_returns(tmp_path / "single")
+    assert set(expected) == {"adam (lr 0.003)", "rmsprop (lr 0.003, untuned)"}
+    for pid in range(2):
+        got = _final_returns(tmp_path / f"process-{pid}")
+        assert set(got) == set(expected)
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6)
+        manifest = json.loads(
+            next((tmp_path / f"process-{pid}").iterdir()).joinpath("run.json").read_text()
+        )
+        assert manifest["process_count"] == 2 and len(manifest["devices"]) == 4
+
+
+def test_cli_reports_a_bad_job_description(tmp_path):
+    """A process count without a coordinator address (outside SLURM / Open MPI) is a user
+    error: one line, exit code 2, before any compute."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "SLURM_", "OMPI_"))}
+    env.update(JAX_NUM_PROCESSES="2", JAX_PROCESS_ID="0")
+    done = subprocess.run(
+        [*_lorl_command(), "list"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "coordinator" in done.stderr

@@ -44,3 +44,16 @@ def test_indivisible_counts_are_rejected_before_compute():
     with pytest.raises(ConfigError, match="not divisible"):
         sharding.shard_leading(jnp.ones((4, 3)), mesh)
     assert calls == []  # never traced: the error came before compute
+
+
+def test_sharded_vmap_gathers_on_request():
+    """Outputs stay split over the 8 devices by default in one process; `gather=True`
+    (the default when the mesh spans several processes) replicates them, same values."""
+    x = jnp.arange(16.0).reshape(8, 2)
+    split = sharding.sharded_vmap(lambda r: r * 2.0, what="seeds")(x)
+    gathered = sharding.sharded_vmap(lambda r: r * 2.0, what="seeds", gather=True)(x)
+    assert not split.sharding.is_fully_replicated
+    assert {s.data.shape for s in split.addressable_shards} == {(1, 2)}
+    assert gathered.sharding.is_fully_replicated
+    assert {s.data.shape for s in gathered.addressable_shards} == {(8, 2)}
+    np.testing.assert_array_equal(np.asarray(gathered), np.asarray(split))

@@ -15,14 +15,28 @@ Namespaces:
 - `lorl.analysis`: the Optim4RL gradient analyses (distributions, Wasserstein, identity).
 """
 
-from . import (
-    analysis as analysis,
-    evaluation as evaluation,
-    experiments as experiments,
-    plots as plots,
-    runs as runs,
-    sharding as sharding,
-    stats as stats,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from . import (
+        analysis as analysis,
+        evaluation as evaluation,
+        experiments as experiments,
+        plots as plots,
+        runs as runs,
+        sharding as sharding,
+        stats as stats,
+    )
+
+__all__ = ["analysis", "evaluation", "experiments", "plots", "runs", "sharding", "stats"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # The namespaces are imported on first use: importing them starts JAX's backend
+    # (gymnax, under lorl-gridworlds, creates arrays at import), and the `lorl` command
+    # must be able to join a multi-process job (`jax.distributed`) before that happens.
+    if name in __all__:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'lorl' has no attribute {name!r}")

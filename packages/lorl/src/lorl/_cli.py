@@ -195,9 +195,25 @@ def quickstart(
     _guard(_start, "quickstart", "cpu", out, list(overrides or []))
 
 
-def main() -> None:
-    """Entry point of the `lorl` script."""
+def _join_job() -> None:
+    """Join a multi-process JAX job if the environment describes one (JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a multi-task SLURM / Open MPI job); a no-op
+    otherwise. Runs before any lorl namespace is imported: importing them starts JAX's
+    backend, after which a process can no longer join (docs/lorl/scaling.md)."""
+    from .sharding._distributed import initialize_distributed
+
     try:
+        initialize_distributed()
+    except LorlError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(USER_ERROR)
+
+
+def main() -> None:
+    """Entry point of the `lorl` script: joins a multi-process job described by the
+    environment (see `_join_job`), then runs the command."""
+    try:
+        _join_job()
         app()
     except KeyboardInterrupt:
         sys.exit(130)

@@ -83,7 +83,8 @@ class RunDir:
         - `experiment`, `scale`: the registered experiment and scale being run.
         - `config`: the resolved dataclass config (after overrides).
         - `overrides`: the `key=value` strings the user gave, kept for the record.
-        - `name`: folder name; default `<experiment>-<scale>-<UTC timestamp>`.
+        - `name`: folder name; default `<experiment>-<scale>-<UTC timestamp>`, with
+          `-process<i>` appended in a multi-process job.
 
         **Returns:**
 
@@ -99,6 +100,11 @@ class RunDir:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         if name is None:
             name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', experiment)}-{scale}-{stamp}"
+            if jax.process_count() > 1:
+                # Every process of a multi-process job writes its own copy of the run (the
+                # processes compute the same results): distinct names keep them apart on
+                # a shared filesystem.
+                name += f"-process{jax.process_index()}"
         path = root / name
         if path.exists():
             raise RunDirError(f"run folder {path} exists already; choose another name")

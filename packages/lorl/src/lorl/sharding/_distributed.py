@@ -39,11 +39,12 @@ def initialize_distributed(
     """Join a multi-host JAX job, or do nothing in a single-process run.
 
     It must run before JAX starts its backend (before any computation or
-    `jax.devices()`), and importing `lorl` already starts it (`gymnax`, which `lorl`
-    imports, creates arrays at import time). So in practice call
-    `jax.distributed.initialize` in a launcher before importing `lorl` (see
-    `docs/lorl/scaling.md`); this function then returns `True` without doing anything,
-    and raises a `lorl.runs.ConfigError` saying so if the backend was started first.
+    `jax.devices()`). `import lorl` and `lorl.sharding` do not start it, but
+    `lorl.evaluation`, `lorl.experiments`, `lorl.analysis` and the lorl-gridworlds /
+    lorl-agents / lorl-meta packages do (gymnax creates arrays at import time), so call
+    this first (the `lorl` command does, see `docs/lorl/scaling.md`). If the job was
+    joined already it returns `True` without doing anything; if the backend was started
+    first it raises a `lorl.runs.ConfigError` saying so.
     After it, `jax.devices()` (and so [`lorl.sharding.local_mesh`][]) lists the devices of every
     process; `jax.local_devices()` those of this process. Every process must then run
     the same program on the same global inputs (e.g. keys from the same seed).
@@ -113,8 +114,9 @@ def initialize_distributed(
             raise
         raise ConfigError(
             "jax.distributed must be initialised before JAX starts its backend, and "
-            "importing lorl already does (gymnax creates arrays at import). Call "
-            "jax.distributed.initialize(...) before importing lorl, e.g. in a launcher "
-            "script (docs/lorl/scaling.md, 'Several hosts'); this function is then a no-op."
+            "importing lorl.evaluation, lorl.experiments, lorl.analysis or the lorl "
+            "sub-packages already does (gymnax creates arrays at import). Call "
+            "lorl.sharding.initialize_distributed() first (docs/lorl/scaling.md, "
+            "'Several hosts')."
         ) from e
     return True

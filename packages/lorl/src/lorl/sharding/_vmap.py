@@ -45,6 +45,7 @@ def sharded_vmap(
     mesh: Mesh | None = None,
     in_axes: int | Sequence[int | None] | None = 0,
     what: str = "batch",
+    gather: bool | None = None,
 ) -> Callable[..., Any]:
     """`jax.vmap(fn)` with the batch axis split over every device of a mesh, jitted.
 
@@ -54,7 +55,11 @@ def sharded_vmap(
     placed with `NamedSharding(mesh, PartitionSpec(axis))`, shared inputs are
     replicated, and array outputs are constrained to `NamedSharding(mesh,
     PartitionSpec(axis))`, so each device computes `n / n_devices` batch elements with
-    no communication. Results equal `jax.vmap(fn)(*args)` on one device (up to
+    no communication. When the mesh spans several processes (a multi-host run), the
+    outputs are then gathered (replicated on every device, one all-gather inside the
+    jitted program), so every process can read the whole result, e.g. with
+    `numpy.asarray`; a sharded output of a multi-process mesh could not be fetched by any
+    one process. Results equal `jax.vmap(fn)(*args)` on one device (up to
     floating-point reassociation by XLA, which we have not observed for per-element
     computations: see `tests/multidevice`).
 
@@ -70,11 +75,13 @@ def sharded_vmap(
     - `in_axes`: `0` (every argument batched), or one entry per positional argument,
       each `0` (batched) or `None` (shared).
     - `what`: what the batch axis counts (e.g. `"seeds"`), for error messages.
+    - `gather`: replicate the outputs on every device after computing them sharded;
+      default (`None`): only when the mesh spans several processes.
 
     **Returns:**
 
     A function with the signature of `fn` returning `fn`'s outputs stacked along a new
-    leading axis of size `n` (sharded over the mesh).
+    leading axis of size `n` (sharded over the mesh, or replicated if gathered).
 
     **Raises:**
 
@@ -84,6 +91,8 @@ def sharded_vmap(
     mesh = _mesh(mesh)
     batch = leading_sharding(mesh)
     shared = replicated_sharding(mesh)
+    if gather is None:
+        gather = bool(mesh.is_multi_process)
 
     def constrain(tree: Any, sharding: jax.sharding.Sharding) -> Any:
         return jax.tree_util.tree_map(
@@ -101,7 +110,8 @@ def sharded_vmap(
                 constrain(arg, batch if axis == 0 else shared)
                 for arg, axis in zip(args, axes, strict=True)
             )
-            return constrain(vmapped(*args), batch)
+            out = constrain(vmapped(*args), batch)
+            return constrain(out, shared) if gather else out
 
         return run
 
