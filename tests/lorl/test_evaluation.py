@@ -30,27 +30,72 @@ def adam_eval():
     )
 
 
+def _direct(opt, seed):
+    config = la.A2CConfig.small_gridworld(total_timesteps=A2C_STEPS, **A2C_SMALL)
+    env, params = lg.make("small_dense_short")
+    with jax.numpy_dtype_promotion("standard"):
+        return la.A2C(config).train(env, params, opt, key=jax.random.key(seed))
+
+
 def test_evaluate_equals_direct_training(adam_eval):
     r = adam_eval
     assert r.env == "small_dense_short" and r.agent == "a2c"
-    assert r.optimizer == "adam (lr 0.003, untuned)" and r.seeds == (3, 7)
+    assert r.tuning is not None
+    best = r.tuning["best_lr"]
+    assert r.optimizer == f"adam (lr {best:g}, tuned)" and r.seeds == (3, 7)
     assert r.final_returns.shape == (2,) and r.returns.shape == (2, 6)
     np.testing.assert_array_equal(r.steps, np.arange(1, 7) * 80)
     assert r.timesteps == A2C_STEPS
     # The same run by hand: A2C with the paper's small-grid settings, Adam at the
-    # documented lr, key = jax.random.key(seed).
-    config = la.A2CConfig.small_gridworld(total_timesteps=A2C_STEPS, **A2C_SMALL)
-    env, params = lg.make("small_dense_short")
-    with jax.numpy_dtype_promotion("standard"):
-        direct = la.A2C(config).train(
-            env, params, optax.adam(ev.A2C_BASELINE_LR["adam"]), key=jax.random.key(7)
-        )
+    # learning rate the search picked, key = jax.random.key(seed).
+    direct = _direct(optax.adam(best), 7)
     np.testing.assert_allclose(r.final_returns[1], float(direct.final_return), rtol=1e-5)
     np.testing.assert_allclose(
         r.returns[1], np.asarray(direct.metrics["episode_return"]), rtol=1e-5, atol=1e-6
     )
     # Different seeds give different runs.
     assert not np.allclose(r.returns[0], r.returns[1], equal_nan=True)
+
+
+def test_a2c_baseline_is_tuned_on_the_paper_grid(adam_eval):
+    """Optim4RL Appendix C.3: Adam's lr is the best of {3e-2, ..., 1e-4}; here on 4 tuning
+    seeds disjoint from the evaluation seeds, at the evaluation's own budget."""
+    t = ev.TuningResult.from_dict(json.loads(json.dumps(runs.to_jsonable(adam_eval.tuning))))
+    assert t.kind == "adam" and t.env == "small_dense_short" and t.timesteps == A2C_STEPS
+    assert t.grid == (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4) == ev.OPTIM4RL_LR_GRID
+    assert t.seeds == tuple(ev.TUNING_SEED_OFFSET + i for i in range(4))
+    assert t.final_returns.shape == (6, 4) and np.all(np.isfinite(t.final_returns))
+    assert t.best_lr == t.grid[int(np.argmax(t.final_returns.mean(axis=1)))]
+    # One tuning run recomputed by hand: lr 1e-3 on the third tuning seed.
+    direct = _direct(optax.adam(1e-3), ev.TUNING_SEED_OFFSET + 2)
+    np.testing.assert_allclose(t.final_returns[3, 2], float(direct.final_return), rtol=1e-5)
+
+
+def test_best_learning_rate_by_hand():
+    grid = (1.0, 0.1, 0.01)
+    returns = np.array([[5.0, np.nan], [2.0, 3.0], [2.0, 3.0]])
+    assert ev.best_learning_rate(grid, returns) == 0.1  # a diverged point loses; ties: first
+    assert ev.best_learning_rate(grid, np.array([[1.0], [4.0], [4.5]])) == 0.01
+    with pytest.raises(runs.ConfigError, match="every learning rate"):
+        ev.best_learning_rate(grid, np.full((3, 2), np.nan))
+    with pytest.raises(runs.ConfigError, match=r"\(len\(grid\), seeds\)"):
+        ev.best_learning_rate(grid, np.zeros((2, 2)))
+
+
+def test_tuning_errors_before_compute():
+    with pytest.raises(runs.ConfigError, match="also evaluation seeds"):
+        ev.evaluate("adam", "small_dense_short", seeds=[0, 1], tuning_seeds=[1, 2])
+    with pytest.raises(runs.ConfigError, match="cannot tune 'open'"):
+        ev.tune_learning_rate("open", "small_dense_short")
+    with pytest.raises(runs.ConfigError, match="grid must be non-empty"):
+        ev.tune_learning_rate("adam", "small_dense_short", grid=[])
+    with pytest.raises(runs.ConfigError, match="no tuned lion for A2C"):
+        ev.evaluate("lion", "small_dense_short", seeds=1)
+    spec, config = ev.agent_config_for("small_dense_short")
+    opt, label = ev.resolve_optimizer("rmsprop", spec, config)
+    assert opt == ev.LearningRateSearch("rmsprop") and label == "rmsprop (tuned)"
+    opt, label = ev.resolve_optimizer("lion:tuned", spec, config)
+    assert opt == ev.LearningRateSearch("lion")
 
 
 def test_result_json_round_trip(adam_eval):

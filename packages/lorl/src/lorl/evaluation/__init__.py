@@ -5,7 +5,7 @@ baselines by name, published OPEN weights, saved learned optimizers.
 ```python
 from lorl.evaluation import evaluate
 
-adam = evaluate("adam", "small_dense_short", seeds=10)  # A2C, Optim4RL settings
+adam = evaluate("adam", "small_dense_short", seeds=10)  # A2C; lr by grid search first
 open_ = evaluate("open:breakout", "breakout", seeds=4, timesteps=500_000)  # PPO, OPEN
 print(adam.final_returns, open_.returns.shape)
 ```
@@ -24,11 +24,19 @@ from ._evaluate import (
     EvaluationResult as EvaluationResult,
     agent_config_for as agent_config_for,
     evaluate as evaluate,
+    tune_learning_rate as tune_learning_rate,
 )
 from ._optimizers import (
-    A2C_BASELINE_LR as A2C_BASELINE_LR,
     CARTPOLE_ADAM_LR as CARTPOLE_ADAM_LR,
     load_optimizer as load_optimizer,
     resolve_optimizer as resolve_optimizer,
     save_optimizer as save_optimizer,
+)
+from ._tuning import (
+    DEFAULT_TUNING_SEEDS as DEFAULT_TUNING_SEEDS,
+    OPTIM4RL_LR_GRID as OPTIM4RL_LR_GRID,
+    TUNING_SEED_OFFSET as TUNING_SEED_OFFSET,
+    LearningRateSearch as LearningRateSearch,
+    TuningResult as TuningResult,
+    best_learning_rate as best_learning_rate,
 )

@@ -16,7 +16,14 @@ import lorl_gridworlds as lg
 from ..runs import ConfigError
 from ..sharding import local_mesh, sharded_vmap
 from ._envs import EnvSpec, default_agent_config, env_spec, make
-from ._optimizers import resolve_optimizer
+from ._optimizers import _with_lr, resolve_optimizer
+from ._tuning import (
+    DEFAULT_TUNING_SEEDS,
+    TUNING_SEED_OFFSET,
+    LearningRateSearch,
+    TuningResult,
+    best_learning_rate,
+)
 
 #: Folded into a seed's key to draw its level on OPEN's level distributions (so the level
 #: and the agent's own randomness are independent).
@@ -45,6 +52,9 @@ class EvaluationResult:
     - `timesteps`: environment steps per run.
     - `seconds`: wall time of the evaluation, including compilation.
     - `agent_config`: the agent configuration as a dict.
+    - `tuning`: for a baseline whose learning rate was picked by grid search (see
+      [`lorl.evaluation.evaluate`][]), the search as a dict
+      ([`lorl.evaluation.TuningResult.to_dict`][]); `None` otherwise.
     """
 
     env: str
@@ -58,6 +68,7 @@ class EvaluationResult:
     timesteps: int
     seconds: float
     agent_config: dict[str, Any]
+    tuning: dict[str, Any] | None = None
 
     @property
     def mean(self) -> float:
@@ -98,6 +109,7 @@ class EvaluationResult:
             timesteps=int(data["timesteps"]),
             seconds=float(data["seconds"]),
             agent_config=dict(data["agent_config"]),
+            tuning=dict(data["tuning"]) if data.get("tuning") is not None else None,
         )
 
 
@@ -167,6 +179,132 @@ def _vmap_runner(fn: Any, n: int) -> tuple[Any, int]:
     return sharded_vmap(fn), padded
 
 
+def _trainer(spec: EnvSpec, config: Any, env_params: Any, make_opt: Any) -> tuple[Any, Any]:
+    """The learner and `run_one(seed, hyper) -> outputs`: one training run with the
+    optimizer `make_opt(hyper)` (built inside the traced function, so `hyper` may be a
+    traced learning rate)."""
+    env_obj, default_params = make(spec)
+    learner = la.A2C(config) if isinstance(config, la.A2CConfig) else la.PPO(config)
+    per_seed_level = spec.family == "levels" and env_params is None
+    fixed_params = default_params if env_params is None else env_params
+    curve_name = "episode_return" if isinstance(learner, la.A2C) else "last_return"
+
+    def run_one(seed: Array, hyper: Array) -> dict[str, Array]:
+        key = jax.random.key(seed)
+        params = fixed_params
+        if per_seed_level:
+            params = lg.sample_level(jax.random.fold_in(key, LEVEL_KEY_SALT), spec.name)
+        result = learner.train(env_obj, params, make_opt(hyper), key=key)
+        return {
+            "final_return": result.final_return,
+            "curve": result.metrics[curve_name],
+            "first_nonfinite_update": result.first_nonfinite_update,
+        }
+
+    return learner, run_one
+
+
+def _run_batch(run_one: Any, seeds: Sequence[int], hypers: Sequence[float]) -> dict[str, Any]:
+    """`run_one` over `(seeds[i], hypers[i])` pairs in one sharded program (padded to a
+    multiple of the device count; the padding is discarded); NumPy outputs."""
+    n = len(seeds)
+    runner, padded = _vmap_runner(run_one, n)
+    seed_batch = list(seeds) + [seeds[-1]] * (padded - n)
+    hyper_batch = list(hypers) + [hypers[-1]] * (padded - n)
+    with jax.numpy_dtype_promotion("standard"):
+        out = runner(
+            jnp.asarray(seed_batch, dtype=jnp.uint32),
+            jnp.asarray(hyper_batch, dtype=jnp.float32),
+        )
+    return jax.tree.map(lambda x: np.asarray(x)[:n], out)
+
+
+def _tuning_seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"tuning seeds must be >= 1 (a count) or a list, got {seeds}")
+        return tuple(TUNING_SEED_OFFSET + i for i in range(int(seeds)))
+    return _seed_list(seeds)
+
+
+def tune_learning_rate(
+    optimizer: str | LearningRateSearch,
+    env: str,
+    *,
+    seeds: int | Sequence[int] = DEFAULT_TUNING_SEEDS,
+    grid: Sequence[float] | None = None,
+    agent: Literal["a2c", "ppo"] | la.A2CConfig | la.PPOConfig | None = None,
+    timesteps: int | None = None,
+    agent_overrides: Mapping[str, Any] | None = None,
+    env_params: Any = None,
+    progress: bool = False,
+) -> TuningResult:
+    """Pick a baseline's learning rate by grid search, as the papers tune their baselines:
+    one training run per learning rate and tuning seed (all in one compiled program,
+    vmapped and sharded), the best mean final return wins.
+
+    **Arguments:**
+
+    - `optimizer`: `"adam"`, `"rmsprop"`, `"sgd"`, `"lion"` (optax defaults besides the
+      learning rate) or a [`lorl.evaluation.LearningRateSearch`][].
+    - `env`, `agent`, `timesteps`, `agent_overrides`, `env_params`: as for
+      [`lorl.evaluation.evaluate`][] (tune at the budget you evaluate at).
+    - `seeds`: a count `n` (seeds `TUNING_SEED_OFFSET + 0..n-1`, disjoint from the
+      evaluation seeds) or the seeds themselves. Default 4 (OPEN Appendix C.2).
+    - `grid`: the learning rates; default the optimizer's search grid (Optim4RL Appendix
+      C.3: `3e-2 ... 1e-4`).
+    - `progress`: show a tqdm bar.
+
+    **Returns:**
+
+    A [`lorl.evaluation.TuningResult`][].
+
+    **Raises:**
+
+    `lorl.runs.ConfigError` before any compute for bad names, grids or configs; after
+    the runs if every learning rate diverged.
+    """
+    if isinstance(optimizer, str):
+        search = LearningRateSearch(optimizer.strip().lower().removesuffix(":tuned"))
+    elif isinstance(optimizer, LearningRateSearch):
+        search = optimizer
+    else:
+        raise ConfigError(
+            f"optimizer must be a name or a LearningRateSearch, got {type(optimizer).__name__}"
+        )
+    if grid is not None:
+        search = LearningRateSearch(search.kind, tuple(float(lr) for lr in grid))
+    seed_list = _tuning_seed_list(seeds)
+    spec, config = agent_config_for(env, agent, timesteps, agent_overrides)
+    _, run_one = _trainer(spec, config, env_params, lambda lr: _with_lr(search.kind, lr))
+    pairs = [(seed, lr) for lr in search.grid for seed in seed_list]
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    with tqdm(
+        total=1,
+        desc=f"tuning {search.kind} on {spec.name} ({len(search.grid)} lrs x "
+        f"{len(seed_list)} seeds)",
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        out = _run_batch(run_one, [p[0] for p in pairs], [p[1] for p in pairs])
+        bar.update(1)
+    final = out["final_return"].astype(np.float64)
+    final = np.where(out["first_nonfinite_update"] >= 0, np.nan, final)
+    final = final.reshape(len(search.grid), len(seed_list))
+    return TuningResult(
+        kind=search.kind,
+        env=spec.name,
+        grid=search.grid,
+        seeds=seed_list,
+        final_returns=final,
+        best_lr=best_learning_rate(search.grid, final),
+        timesteps=int(config.steps_per_run),
+        seconds=time.perf_counter() - start,
+    )
+
+
 def evaluate(
     optimizer: Any,
     env: str,
@@ -178,6 +316,7 @@ def evaluate(
     env_params: Any = None,
     label: str | None = None,
     on_nonfinite: Literal["raise", "record"] = "raise",
+    tuning_seeds: int | Sequence[int] = DEFAULT_TUNING_SEEDS,
     progress: bool = False,
 ) -> EvaluationResult:
     """Train a fresh agent per seed with `optimizer` on `env`; all seeds in one compiled
@@ -185,9 +324,11 @@ def evaluate(
 
     **Arguments:**
 
-    - `optimizer`: `"adam"`, `"rmsprop"`, `"lion"` (the papers' tuned values for `env`:
-      OPEN Appendix C.2 for PPO environments, annealed as OPEN does; for A2C on the
-      Optim4RL gridworlds [`lorl.evaluation.A2C_BASELINE_LR`][]); `"adam:3e-4"`,
+    - `optimizer`: `"adam"`, `"rmsprop"`, `"lion"` (the papers' tuned baselines for `env`:
+      OPEN Appendix C.2's values for PPO environments, annealed as OPEN does; for A2C on
+      the Optim4RL gridworlds, Adam and RMSProp tuned here as Optim4RL Appendix C.3 does,
+      by a grid search over `3e-2 ... 1e-4` at this budget on `tuning_seeds`);
+      `"adam:tuned"` etc. (that grid search on any environment); `"adam:3e-4"`,
       `"rmsprop:1e-3"`, `"sgd:0.01"`, `"lion:1e-4"` (that constant learning rate);
       `"open:<name>"` (published OPEN weights, `lorl_optim.pretrained_open_names()`); a
       path to a learned optimizer saved with [`lorl.evaluation.save_optimizer`][] (or a
@@ -213,6 +354,10 @@ def evaluate(
     - `on_nonfinite`: `"raise"` a `lorl_agents.NonFiniteUpdateError` naming the env,
       optimizer and seeds whose optimizer produced NaN/inf updates, or `"record"` them in
       `first_nonfinite_update` and return.
+    - `tuning_seeds`: for a grid-searched baseline, the tuning runs per learning rate: a
+      count (seeds disjoint from the evaluation seeds) or the seeds (they must not
+      overlap `seeds`). See [`lorl.evaluation.tune_learning_rate`][]; the search is
+      recorded in the result's `tuning`.
     - `progress`: show a tqdm bar (one step: the whole compiled run).
 
     **Returns:**
@@ -230,27 +375,23 @@ def evaluate(
         raise ConfigError(f"on_nonfinite must be 'raise' or 'record', got {on_nonfinite!r}")
     spec, config = agent_config_for(env, agent, timesteps, agent_overrides)
     opt, default_label = resolve_optimizer(optimizer, spec, config)
+    tuning = None
+    if isinstance(opt, LearningRateSearch):
+        tuning_list = _tuning_seed_list(tuning_seeds)
+        if set(tuning_list) & set(seed_list):
+            raise ConfigError(
+                f"tuning seeds {sorted(set(tuning_list) & set(seed_list))} are also "
+                "evaluation seeds; a baseline must not be tuned on its test runs"
+            )
+        found = tune_learning_rate(
+            opt, spec.name, seeds=tuning_list, agent=config, env_params=env_params,
+            progress=progress,
+        )  # fmt: skip
+        tuning = found.to_dict()
+        opt = _with_lr(opt.kind, found.best_lr)
+        default_label = f"{found.kind} (lr {found.best_lr:g}, tuned)"
     label = label or default_label
-    env_obj, default_params = make(spec)
-    learner = la.A2C(config) if isinstance(config, la.A2CConfig) else la.PPO(config)
-    per_seed_level = spec.family == "levels" and env_params is None
-    fixed_params = default_params if env_params is None else env_params
-
-    def run_one(seed: Array) -> dict[str, Array]:
-        key = jax.random.key(seed)
-        params = fixed_params
-        if per_seed_level:
-            params = lg.sample_level(jax.random.fold_in(key, LEVEL_KEY_SALT), spec.name)
-        result = learner.train(env_obj, params, opt, key=key)
-        curve_name = "episode_return" if isinstance(learner, la.A2C) else "last_return"
-        return {
-            "final_return": result.final_return,
-            "curve": result.metrics[curve_name],
-            "first_nonfinite_update": result.first_nonfinite_update,
-        }
-
-    runner, padded = _vmap_runner(run_one, len(seed_list))
-    batch = list(seed_list) + [seed_list[-1]] * (padded - len(seed_list))
+    learner, run_one = _trainer(spec, config, env_params, lambda _: opt)
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -260,9 +401,7 @@ def evaluate(
         disable=not progress,
         leave=False,
     ) as bar:
-        with jax.numpy_dtype_promotion("standard"):
-            out = runner(jnp.asarray(batch, dtype=jnp.uint32))
-        out = jax.tree.map(lambda x: np.asarray(x)[: len(seed_list)], out)
+        out = _run_batch(run_one, seed_list, [0.0] * len(seed_list))
         bar.update(1)
     seconds = time.perf_counter() - start
     first = out["first_nonfinite_update"].astype(np.int64)
@@ -287,4 +426,5 @@ def evaluate(
         timesteps=int(config.steps_per_run),
         seconds=seconds,
         agent_config=dataclasses.asdict(config),
+        tuning=tuning,
     )

@@ -16,14 +16,7 @@ import lorl_optim as lo
 
 from ..runs import ConfigError
 from ._envs import EnvSpec
-
-#: Adam and RMSProp agent learning rates for A2C on the Optim4RL gridworlds. The paper picks
-#: each from {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4} (Appendix C.3) without printing the
-#: winner; 3e-3 is the value its gradient analysis uses (RMSProp, Appendix C.2) and the grid
-#: point lorl-agents' A2C benchmark uses. These are NOT tuned per gridworld, so results
-#: label them "adam (lr 0.003, untuned)"; give a tuned value with `"adam:<lr>"` (e.g. the
-#: lorl-meta study's grid search on small_dense_short found 3e-2 best, docs/meta/studies.md).
-A2C_BASELINE_LR: dict[str, float] = {"adam": 3e-3, "rmsprop": 3e-3}
+from ._tuning import TUNABLE, LearningRateSearch
 
 #: Adam for CartPole-v1 (no tuned values in either paper): PureJaxRL's lr 2.5e-4, annealed.
 CARTPOLE_ADAM_LR = 2.5e-4
@@ -123,15 +116,7 @@ def _closest(name: str, options: list[str]) -> str:
 
 
 def _baseline(kind: str, spec: EnvSpec, config: Any) -> optax.GradientTransformation:
-    """A tuned baseline (the papers' values) for one environment and agent config."""
-    if isinstance(config, la.A2CConfig):
-        if kind not in A2C_BASELINE_LR:
-            raise ConfigError(
-                f"no tuned {kind} for A2C on the Optim4RL gridworlds (the paper tunes Adam "
-                f"and RMSProp only); give a learning rate, e.g. '{kind}:3e-3'"
-            )
-        lr = A2C_BASELINE_LR[kind]
-        return optax.adam(lr) if kind == "adam" else optax.rmsprop(lr)
+    """A tuned baseline (the OPEN paper's values) for one PPO environment."""
     if spec.name == "CartPole-v1" and kind == "adam":
         return optax.adam(la.linear_annealing(CARTPOLE_ADAM_LR, config), eps=1e-5)
     tables: dict[str, Mapping[str, Any]] = {
@@ -164,20 +149,23 @@ def _with_lr(kind: str, lr: float) -> optax.GradientTransformation:
 
 
 def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, str]:
-    """The optimizer object and its label for one environment.
+    """The optimizer object and its label for one environment (no compute).
 
     **Arguments:**
 
-    - `optimizer`: a name (`"adam"`, `"rmsprop"`, `"lion"`: the papers' tuned values for the
-      environment; `"adam:3e-4"` etc.: that constant learning rate; `"open:<name>"`: a
-      published OPEN optimizer; a path: a saved learned optimizer), a learned optimizer
-      module, or an optax transformation.
+    - `optimizer`: a name (`"adam"`, `"rmsprop"`, `"lion"`: the papers' tuned baselines for
+      the environment; `"adam:tuned"` etc.: a learning-rate grid search; `"adam:3e-4"`
+      etc.: that constant learning rate; `"open:<name>"`: a published OPEN optimizer; a
+      path: a saved learned optimizer), a learned optimizer module, or an optax
+      transformation.
     - `spec`: the environment.
     - `config`: the agent configuration (its schedule length anneals the presets).
 
     **Returns:**
 
-    `(optimizer, label)`.
+    `(optimizer, label)`. A baseline that must be tuned by grid search first (`"<name>:tuned"`,
+    and `"adam"` / `"rmsprop"` for A2C on the Optim4RL gridworlds) comes back as a
+    [`lorl.evaluation.LearningRateSearch`][], which [`lorl.evaluation.evaluate`][] runs.
     """
     if isinstance(optimizer, lo.AbstractLearnedOptimizer):
         return optimizer, type(optimizer).__name__
@@ -202,6 +190,10 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
             )
         return lo.load_open(arg), f"OPEN ({arg})"
     if kind in BASELINE_NAMES:
+        if arg.strip().lower() == "tuned":
+            if kind not in TUNABLE:
+                raise ConfigError(f"cannot tune {kind!r}; tunable: {', '.join(TUNABLE)}")
+            return LearningRateSearch(kind), f"{kind} (tuned)"
         if arg:
             try:
                 lr = float(arg)
@@ -212,9 +204,16 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
             return _with_lr(kind, lr), f"{kind} (lr {lr:g})"
         if kind == "sgd":
             raise ConfigError("neither paper tunes SGD; give a learning rate, e.g. 'sgd:0.01'")
-        if isinstance(config, la.A2CConfig) and kind in A2C_BASELINE_LR:
-            # Not tuned per gridworld (see A2C_BASELINE_LR): the label says so.
-            return _baseline(kind, spec, config), f"{kind} (lr {A2C_BASELINE_LR[kind]:g}, untuned)"
+        if isinstance(config, la.A2CConfig):
+            if kind not in ("adam", "rmsprop"):
+                raise ConfigError(
+                    f"no tuned {kind} for A2C on the Optim4RL gridworlds (the paper tunes "
+                    f"Adam and RMSProp only); use '{kind}:tuned' or a learning rate, e.g. "
+                    f"'{kind}:3e-3'"
+                )
+            # Optim4RL Appendix C.3 tunes them per task by a grid search (winners not
+            # printed): `evaluate` runs that search at the evaluation's own budget.
+            return LearningRateSearch(kind), f"{kind} (tuned)"
         return _baseline(kind, spec, config), f"{kind} (tuned)"
     if os.path.exists(text):
         opt = load_optimizer(text)
@@ -222,7 +221,8 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
     options = [*BASELINE_NAMES, *("open:" + n for n in lo.pretrained_open_names())]
     raise ConfigError(
         f"unknown optimizer {text!r}.{_closest(text, options)} Use adam, rmsprop, lion "
-        "(tuned), adam:<lr> / rmsprop:<lr> / sgd:<lr> / lion:<lr>, open:<name> (published: "
+        "(tuned), adam:tuned (grid search), adam:<lr> / rmsprop:<lr> / sgd:<lr> / lion:<lr>, "
+        "open:<name> (published: "
         f"{', '.join(lo.pretrained_open_names())}), or the path of a saved learned optimizer "
         "(or of a run folder holding one)"
     )
