@@ -1,11 +1,11 @@
 """PPO as in the OPEN paper (Goldie et al. 2024, Appendix C.1), fully jitted."""
 
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 
 from ._common import (
     EpisodeStats,
@@ -282,29 +282,34 @@ class PPO(eqx.Module):
             run_key,
         )
 
-    def step(
-        self, state: PPOState, env: Any, env_params: Any, optimizer: Any
-    ) -> tuple[PPOState, dict[str, Array]]:
-        """One PPO update: a rollout of `n_steps` in every environment, GAE, then
-        `n_epochs` passes over `n_minibatches` shuffled minibatches. Pure; jit it yourself
-        or use [`lorl_agents.PPO.train`][].
+    def rollout(
+        self, state: PPOState, env: Any, env_params: Any
+    ) -> tuple[PPOState, PPOBatch, dict[str, Array], PRNGKeyArray]:
+        """Collect `n_steps` transitions in every environment with the current policy and
+        compute GAE advantages and value targets. Pure.
+
+        The batch's log-probabilities, values, advantages and targets are constants of the
+        PPO loss: they are returned under `stop_gradient` (the identity on values), so a
+        loss on this batch differentiated w.r.t. anything upstream of `state.network`
+        (e.g. a learned optimizer's meta-parameters) sees only the current policy's terms.
 
         **Arguments:**
 
-        - `state`: the training state.
+        - `state`: the training state (its key is advanced).
         - `env`, `env_params`: the environment.
-        - `optimizer`: the optimizer (the same one as at `init`).
 
         **Returns:**
 
-        `(state, metrics)` with scalar metrics for this update.
+        `(state, batch, episode_metrics, update_key)`: the state after the rollout (new
+        environment state, observations, episode statistics, key), the flat batch of
+        `n_envs * n_steps` transitions, the episode metrics of this rollout, and the key
+        of the following [`lorl_agents.PPO.update`][] (`step` passes it on).
         """
         cfg = self.config
-        optimizer = as_optimizer(optimizer)
         venv = self._venv(env, env_params)
-        network = state.network
-        layer_props = eqx.filter(network.layer_proportions(), eqx.is_array)
-        actor_mask = eqx.filter(network.actor_mask(), eqx.is_array)
+        # The behaviour policy is a constant of the loss (no pathwise gradient through
+        # sampled actions into the environment's dynamics).
+        network = jax.lax.stop_gradient(state.network)
 
         def rollout_step(carry, _):
             env_state, obs, episodes, key = carry
@@ -325,7 +330,7 @@ class PPO(eqx.Module):
             transition = (obs, action, log_prob, value, reward, done)
             return (env_state, next_obs, episodes, key), (transition, (f_ret, f_len, f_n))
 
-        key, rollout_key, epoch_key = jax.random.split(state.key, 3)
+        key, rollout_key, update_key = jax.random.split(state.key, 3)
         (env_state, obs, episodes, _), (traj, finished) = jax.lax.scan(
             rollout_step,
             (state.env_state, state.obs, state.episodes, rollout_key),
@@ -343,18 +348,87 @@ class PPO(eqx.Module):
             flat(t_obs), flat(t_action), flat(t_logp), flat(t_value),
             flat(advantages), flat(targets),
         )  # fmt: skip
+        data = jax.lax.stop_gradient(data)
+        new_state = PPOState(
+            state.network,
+            state.opt_state,
+            env_state,
+            obs,
+            episodes,
+            state.opt_step,
+            state.update,
+            key,
+        )
+        return new_state, data, episode_metrics(*finished, episodes), update_key
+
+    def update(
+        self,
+        network: PPONetwork,
+        opt_state: PyTree,
+        opt_step: Int[Array, ""],
+        batch: PPOBatch,
+        optimizer: Any,
+        *,
+        training_proportion: Float[ArrayLike, ""] | None = None,
+        key: PRNGKeyArray,
+    ) -> tuple[PPONetwork, PyTree, Int[Array, ""], dict[str, Array]]:
+        """One PPO update on a rollout batch: `n_epochs` passes over `n_minibatches`
+        shuffled minibatches, each a gradient of [`lorl_agents.ppo_loss`][], global-norm
+        clipping and one optimizer step with the learned-optimizer context. Pure and
+        differentiable w.r.t. the optimizer's array fields (meta-gradients flow through
+        every optimizer step and its state).
+
+        The agent-gradients enter the optimizer as `stop_gradient` inputs (Optim4RL
+        Section 2.2, spec agents_and_meta.md section 3): a meta-gradient does not
+        differentiate through the agent-gradient itself (no second-order terms of the
+        PPO loss). On values this is the identity, so `train` is unchanged.
+
+        **Arguments:**
+
+        - `network`: the actor-critic that collected `batch`.
+        - `opt_state`: the optimizer state.
+        - `opt_step`: optimizer steps taken so far (`PPOState.opt_step`; sets the batch
+            proportion and the default training proportion).
+        - `batch`: the rollout from [`lorl_agents.PPO.rollout`][].
+        - `optimizer`: optax transformation or learned optimizer.
+        - `training_proportion`: the training proportion passed to a learned optimizer,
+            overriding the default `(opt_step // (n_epochs * n_minibatches)) /
+            (n_updates - 1)` (OPEN reference), which is only right for one run of
+            `config.n_updates` updates. Meta-training with pipeline training passes each
+            unit's age over its lifetime (`lorl_meta.PPOMetaGradientTrainer`).
+        - `key`: PRNG key (minibatch shuffling and the optimizer's keys).
+
+        **Returns:**
+
+        `(network, opt_state, opt_step, metrics)`; `metrics` holds the loss terms
+        averaged over minibatches, `grad_norm`, `nonfinite` (any optimizer step produced
+        NaN/inf) and `dormancy` (per layer, last minibatch).
+        """
+        cfg = self.config
+        optimizer = as_optimizer(optimizer)
+        layer_props = eqx.filter(network.layer_proportions(), eqx.is_array)
+        actor_mask = eqx.filter(network.actor_mask(), eqx.is_array)
         n_updates = cfg.n_updates
         steps_per_update = cfg.n_epochs * cfg.n_minibatches
+        fixed_prop = (
+            None if training_proportion is None else jnp.asarray(training_proportion, jnp.float32)
+        )
 
         def minibatch_step(carry, batch):
             network, opt_state, opt_step, key = carry
             key, opt_key = jax.random.split(key)
             (_, aux), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(network, batch, cfg)
+            grads = jax.lax.stop_gradient(grads)
             grads, grad_norm = clip_by_group_norm(
                 grads, actor_mask, cfg.max_grad_norm, cfg.clip_actor_critic_separately
             )
             # OPEN reference formulas (spec optimizers.md, section 2).
-            train_prop = (opt_step // steps_per_update).astype(jnp.float32) / max(n_updates - 1, 1)
+            if fixed_prop is None:
+                train_prop = (opt_step // steps_per_update).astype(jnp.float32) / max(
+                    n_updates - 1, 1
+                )
+            else:
+                train_prop = fixed_prop
             batch_prop = ((opt_step // cfg.n_minibatches) % cfg.n_epochs).astype(jnp.float32) / max(
                 cfg.n_epochs - 1, 1
             )
@@ -374,20 +448,79 @@ class PPO(eqx.Module):
             perm = jax.random.permutation(perm_key, cfg.batch_size)
             shuffled = jax.tree.map(
                 lambda x: x[perm].reshape((cfg.n_minibatches, cfg.minibatch_size, *x.shape[1:])),
-                data,
+                batch,
             )
             carry, out = jax.lax.scan(minibatch_step, (network, opt_state, opt_step, key), shuffled)
             return carry, out
 
         (network, opt_state, opt_step, _), (aux, dormancy) = jax.lax.scan(
-            epoch, (network, state.opt_state, state.opt_step, epoch_key), None, length=cfg.n_epochs
+            epoch, (network, opt_state, opt_step, key), None, length=cfg.n_epochs
         )
         metrics = {k: jnp.mean(v) for k, v in aux.items() if k != "nonfinite"}
         metrics["nonfinite"] = jnp.any(aux["nonfinite"])
         metrics["dormancy"] = dormancy[-1, -1]  # last minibatch forward pass of the update
-        metrics.update(episode_metrics(*finished, episodes))
+        return network, opt_state, opt_step, metrics
+
+    def loss(
+        self,
+        network: PPONetwork,
+        batch: PPOBatch,
+        part: Literal["full", "actor"] = "full",
+    ) -> tuple[Float[Array, ""], dict[str, Any]]:
+        """The PPO loss of `network` on a whole rollout batch (one minibatch of all
+        `n_envs * n_steps` transitions), e.g. the outer loss of meta-gradient training.
+
+        **Arguments:**
+
+        - `network`: the actor-critic.
+        - `batch`: a rollout batch (from [`lorl_agents.PPO.rollout`][]).
+        - `part`: `"full"`, the standard PPO loss ([`lorl_agents.ppo_loss`][]; the
+            Optim4RL paper's inner and outer loss for PPO, Appendix C), or `"actor"`: the
+            clipped surrogate minus `ent_coef` times the entropy, without the value term.
+
+        **Returns:**
+
+        `(loss, aux)` as [`lorl_agents.ppo_loss`][].
+        """
+        if part not in ("full", "actor"):
+            raise ValueError(f"part must be 'full' or 'actor', got {part!r}")
+        total, aux = ppo_loss(network, batch, self.config)
+        if part == "actor":
+            total = aux["actor_loss"] - self.config.ent_coef * aux["entropy"]
+        return total, aux
+
+    def step(
+        self, state: PPOState, env: Any, env_params: Any, optimizer: Any
+    ) -> tuple[PPOState, dict[str, Array]]:
+        """One PPO update: a rollout of `n_steps` in every environment, GAE, then
+        `n_epochs` passes over `n_minibatches` shuffled minibatches
+        ([`lorl_agents.PPO.rollout`][] then [`lorl_agents.PPO.update`][]). Pure; jit it
+        yourself or use [`lorl_agents.PPO.train`][].
+
+        **Arguments:**
+
+        - `state`: the training state.
+        - `env`, `env_params`: the environment.
+        - `optimizer`: the optimizer (the same one as at `init`).
+
+        **Returns:**
+
+        `(state, metrics)` with scalar metrics for this update.
+        """
+        state, data, ep_metrics, update_key = self.rollout(state, env, env_params)
+        network, opt_state, opt_step, metrics = self.update(
+            state.network, state.opt_state, state.opt_step, data, optimizer, key=update_key
+        )
+        metrics.update(ep_metrics)
         new_state = PPOState(
-            network, opt_state, env_state, obs, episodes, opt_step, state.update + 1, key
+            network,
+            opt_state,
+            state.env_state,
+            state.obs,
+            state.episodes,
+            opt_step,
+            state.update + 1,
+            state.key,
         )
         return new_state, metrics
 
