@@ -2,6 +2,8 @@
 
 - [`lorl_meta.MetaGradientTrainer`][]: meta-gradients through `M` inner A2C updates with
   pipeline training (Optim4RL, Sections 2.2 and 5.1), single- or multi-task.
+- [`lorl_meta.PPOMetaGradientTrainer`][]: the same through `M` inner PPO updates (Optim4RL
+  in Ant from scratch, Fig. 4; Table 1's Ant and Humanoid columns).
 - [`lorl_meta.ESTrainer`][]: OpenAI-ES on evosax `Open_ES` (OPEN, Section 5.2) with
   centred ranks, antithetic task sampling, common random numbers, validation.
 
@@ -25,6 +27,13 @@ from ._metagrad import (
     MetaGradientResult as MetaGradientResult,
     MetaGradientState as MetaGradientState,
     MetaGradientTrainer as MetaGradientTrainer,
+)
+from ._metagrad_ppo import (
+    PPOMetaGradientConfig as PPOMetaGradientConfig,
+    PPOMetaGradientResult as PPOMetaGradientResult,
+    PPOMetaGradientState as PPOMetaGradientState,
+    PPOMetaGradientTrainer as PPOMetaGradientTrainer,
+    PPOMetaTask as PPOMetaTask,
 )
 from ._schedule import reset_mask as reset_mask, reset_offsets as reset_offsets
 from ._shaping import centered_ranks as centered_ranks, pairwise_fitness as pairwise_fitness
