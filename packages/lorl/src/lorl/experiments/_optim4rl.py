@@ -517,7 +517,7 @@ class PipelineAblationConfig:
     **Fields:**
 
     - `envs`: gridworlds (the paper: small_dense_short, big_dense_long; its Ant and
-      Humanoid columns need PPO meta-gradients, which lorl-meta does not implement).
+      Humanoid columns are `optim4rl/pipeline-ablation-brax`).
     - `meta`: meta-training (`meta.pipeline` is ignored: both variants run).
     - `eval`: evaluation; `eval.baselines` are evaluated too.
     """
@@ -576,7 +576,7 @@ def _report_pipeline(run_dir: RunDir) -> str:
         exp.summary,
         exp.reproduces,
         "The paper's Ant and Humanoid columns (7088 ± 178 vs 5603 ± 631; 7658 ± 282 vs "
-        "7053 ± 272) need meta-gradients through PPO, which lorl-meta does not implement.",
+        "7053 ± 272) are the experiment optim4rl/pipeline-ablation-brax (PPO meta-gradients).",
     )
     md += _meta_summary(res["meta"])
     for env, results in res["evaluation"].items():
@@ -916,3 +916,7 @@ register(
         validate=_validate_robustness,
     )
 )
+
+
+# Brax meta-training through PPO (Fig. 4 Ant, Table 1 Ant/Humanoid) registers on import.
+from . import _optim4rl_brax  # noqa: E402, F401

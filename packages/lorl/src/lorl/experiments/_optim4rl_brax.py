@@ -1,0 +1,477 @@
+"""Optim4RL meta-trained from scratch *in Brax* through PPO (Optim4RL Fig. 4, Ant) and the
+pipeline-training ablation in Ant and Humanoid (Optim4RL Table 1, Brax columns).
+
+Meta-training runs `lorl_meta.PPOMetaGradientTrainer` (orbax checkpoints in
+`run_dir.checkpoint_dir(stage)`, so `lorl resume` continues a killed run); the learned
+optimizer is saved in `optimizers/<stage>.eqx` and evaluated with
+`lorl.evaluation.evaluate` (PPO, fresh seeds) beside Adam and RMSProp. Needs `lorl[brax]`.
+"""
+
+import dataclasses
+import pathlib
+import time
+from typing import Any, Literal
+
+from ..runs import ConfigError, RunDir
+from ._optim4rl import _experiment, _meta_summary, _results_from, evaluate_stage, optimizer_file
+from ._registry import Experiment, register
+
+BraxTask = Literal["ant", "humanoid"]
+
+#: Optim4RL Table 1 (10 runs, mean ± s.e.): Optim4RL meta-trained in the task itself.
+PAPER_BRAX_PIPELINE = {"ant": "7088 ± 178", "humanoid": "7658 ± 282"}
+PAPER_BRAX_NO_PIPELINE = {"ant": "5603 ± 631", "humanoid": "7053 ± 272"}
+
+
+@dataclasses.dataclass(frozen=True)
+class BraxMetaConfig:
+    """Meta-gradient training through PPO in a Brax task (Optim4RL Appendix C.3, "For
+    training Optim4RL in Ant from scratch ...").
+
+    **Fields:**
+
+    - `steps`: meta-iterations (the paper does not print it; the reference code's Ant
+      config trains for 1e8 environment steps).
+    - `units`: training units `n` (independent PPO agents, batched with vmap).
+    - `envs_per_unit`: Brax environments of each unit's PPO agent.
+    - `n_steps`: PPO rollout length per update (OPEN Table 3, Ant: 10).
+    - `n_minibatches`: PPO minibatches (Optim4RL App. C.3: 8 instead of 32, for memory).
+    - `n_epochs`: PPO epochs (OPEN Table 3, Ant: 4; the reference code: 4).
+    - `reset_interval`: pipeline reset interval `m` (Optim4RL App. C.3, Ant: {512, 1024}).
+    - `pipeline`: pipeline training on (False: Table 1's ablation).
+    - `inner_updates`: `M`, PPO updates per meta-iteration (Optim4RL App. C: 4).
+    - `lr`: meta-optimizer (Adam) learning rate (App. C.3 grid {3e-5, 1e-4, 3e-4, 1e-3}).
+    - `meta_grad_clip`: global-norm clip of the meta-gradient (`None`: off).
+    - `agent_lr`: Optim4RL's agent learning rate (the reference code's Ant config,
+      configs/meta_rl_ant.json: 3e-4; the paper does not print it).
+    - `outer_loss`: `"full"`: the standard PPO loss (Optim4RL App. C: "For PPO, both the
+      inner loss and outer loss are the standard PPO loss"); `"actor"`: clipped surrogate
+      and entropy only.
+    - `checkpoint_every`, `seed`: checkpoint period and meta-training seed.
+    - `optimizer_path`: skip meta-training and use this saved learned optimizer.
+    """
+
+    steps: int
+    units: int
+    envs_per_unit: int
+    n_steps: int = 10  # OPEN Table 3, Ant
+    n_minibatches: int = 8  # Optim4RL App. C.3: "from the default value 32 to 8"
+    n_epochs: int = 4  # OPEN Table 3, Ant
+    reset_interval: int = 512  # Optim4RL App. C.3 (Ant): m in {512, 1024}
+    pipeline: bool = True  # Optim4RL Section 5.1
+    inner_updates: int = 4  # Optim4RL App. C: M = 4
+    lr: float = 1e-4  # Optim4RL App. C.3: grid {3e-5, 1e-4, 3e-4, 1e-3}
+    meta_grad_clip: float | None = None
+    agent_lr: float = 3e-4  # Optim4RL reference code, configs/meta_rl_ant.json
+    outer_loss: Literal["full", "actor"] = "full"  # Optim4RL App. C (PPO)
+    checkpoint_every: int = 50
+    seed: int = 0
+    optimizer_path: str | None = None
+
+    def __post_init__(self):
+        for name in (
+            "steps", "units", "envs_per_unit", "n_steps", "n_minibatches", "n_epochs",
+            "reset_interval", "inner_updates", "checkpoint_every",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ValueError(f"meta.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0 or not self.agent_lr > 0:
+            raise ValueError("meta.lr and meta.agent_lr must be > 0")
+        if (self.envs_per_unit * self.n_steps) % self.n_minibatches:
+            raise ValueError(
+                f"meta: a unit's batch of envs_per_unit * n_steps = "
+                f"{self.envs_per_unit * self.n_steps} transitions does not divide into "
+                f"n_minibatches = {self.n_minibatches}"
+            )
+        if self.outer_loss not in ("full", "actor"):
+            raise ValueError(f"meta.outer_loss must be 'full' or 'actor', got {self.outer_loss!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BraxEvalConfig:
+    """Evaluation with fresh PPO agents (the Optim4RL paper: 10 runs).
+
+    **Fields:**
+
+    - `seeds`, `first_seed`: runs per optimizer, seeds `first_seed, first_seed + 1, ...`.
+    - `n_envs`, `n_minibatches`: the PPO batch (OPEN Table 3, Ant: 2048 envs; the
+      meta-training value of 8 minibatches, Optim4RL App. C.3).
+    - `timesteps`: environment steps per run (OPEN Table 3, Ant: 5e7).
+    - `baselines`: hand-designed optimizers beside it (`lorl.evaluation` names; `"adam"`
+      and `"rmsprop"` are the OPEN paper's tuned Ant values, OPEN Appendix C.2; the
+      Optim4RL paper tunes them on a grid without printing the winners).
+    """
+
+    seeds: int
+    n_envs: int
+    timesteps: int
+    n_minibatches: int = 8  # Optim4RL App. C.3
+    first_seed: int = 1000
+    baselines: tuple[str, ...] = ("adam", "rmsprop")
+
+    def __post_init__(self):
+        for name in ("seeds", "n_envs", "timesteps", "n_minibatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _ppo_config(meta: BraxMetaConfig) -> Any:
+    import lorl_agents as la
+
+    # OPEN Table 3's Ant PPO (the networks: 64 x 2 tanh actor and critic; the Optim4RL
+    # reference uses a 32 x 4 policy and a 64 x 5 value net, which PPONetwork cannot
+    # express), with the meta-training batch. Its run length only sets the training
+    # proportion: one unit lifetime of m * M updates.
+    batch = meta.envs_per_unit * meta.n_steps
+    return la.PPOConfig.brax_ant(
+        n_envs=meta.envs_per_unit,
+        n_steps=meta.n_steps,
+        n_minibatches=meta.n_minibatches,
+        n_epochs=meta.n_epochs,
+        total_timesteps=batch * meta.reset_interval * meta.inner_updates,
+    )
+
+
+def meta_train_brax(run_dir: RunDir, stage: str, *, env: str, meta: BraxMetaConfig) -> dict:
+    """Meta-train Optim4RL through PPO in the Brax task `env` (one resumable stage).
+
+    **Arguments:**
+
+    - `run_dir`: the run folder.
+    - `stage`: the stage name (checkpoints, metrics and `optimizers/<stage>.eqx`).
+    - `env`: the Brax task.
+    - `meta`: the [`BraxMetaConfig`][lorl.experiments._optim4rl_brax.BraxMetaConfig].
+
+    **Returns:**
+
+    `optimizer_path` (relative to the run folder), `seconds`, a thinned `history`,
+    `n_nonfinite_meta_steps`.
+    """
+    if meta.optimizer_path is not None:
+        return {"optimizer_path": meta.optimizer_path, "seconds": 0.0, "history": []}
+
+    def compute() -> dict[str, Any]:
+        import jax
+
+        import lorl_agents as la
+        import lorl_meta as lm
+        import lorl_optim as lo
+
+        from ..evaluation import save_optimizer
+        from ..sharding import local_mesh
+
+        start = time.perf_counter()
+        env_obj, params = la.make_env(env)
+        task = lm.PPOMetaTask(env, env_obj, params, la.PPO(_ppo_config(meta)), n_units=meta.units)
+        config = lm.PPOMetaGradientConfig(
+            n_meta_steps=meta.steps,
+            n_inner=meta.inner_updates,
+            reset_interval=meta.reset_interval,
+            pipeline=meta.pipeline,
+            meta_lr=meta.lr,
+            meta_grad_clip=meta.meta_grad_clip,
+            outer_loss=meta.outer_loss,
+            checkpoint_every=min(meta.checkpoint_every, meta.steps),
+        )
+        mesh = local_mesh() if jax.device_count() > 1 else None
+        trainer = lm.PPOMetaGradientTrainer(config, task, mesh=mesh)
+        optimizer = lo.Optim4RL(meta.agent_lr, key=jax.random.key(meta.seed))
+        result = trainer.train(
+            optimizer,
+            seed=meta.seed,
+            checkpoint_dir=run_dir.checkpoint_dir(stage),
+            log_dir=run_dir.metrics_dir(stage),
+            progress=True,
+        )
+        rel = pathlib.Path("optimizers") / f"{stage}.eqx"
+        save_optimizer(run_dir.path / rel, result.optimizer, learning_rate=meta.agent_lr)
+        every = max(1, len(result.history) // 100)
+        history = [
+            {k: v for k, v in h.items() if isinstance(v, (int, float))}
+            for h in result.history[::every]
+        ]
+        return {
+            "optimizer_path": str(rel),
+            "seconds": time.perf_counter() - start,
+            "history": history,
+            "n_nonfinite_meta_steps": int(result.state.n_nonfinite),
+        }
+
+    return run_dir.stage(stage, compute)
+
+
+def _eval_seeds(ev: BraxEvalConfig) -> list[int]:
+    return list(range(ev.first_seed, ev.first_seed + ev.seeds))
+
+
+def _overrides(ev: BraxEvalConfig) -> dict[str, Any]:
+    return {"n_envs": ev.n_envs, "n_minibatches": ev.n_minibatches}
+
+
+def _validate_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalConfig) -> None:
+    import lorl_agents as la
+
+    from ..evaluation import require_brax
+    from ..sharding import check_divisible
+
+    for env in envs:
+        if env not in la.BRAX_ENVS:
+            raise ConfigError(f"{env!r} is not a Brax task; choose from {', '.join(la.BRAX_ENVS)}")
+    if (ev.n_envs * 10) % ev.n_minibatches:
+        raise ConfigError(
+            f"eval: n_envs * 10 (the PPO rollout) = {ev.n_envs * 10} does not divide into "
+            f"n_minibatches = {ev.n_minibatches}"
+        )
+    if ev.timesteps < ev.n_envs * 10:
+        raise ConfigError(
+            f"eval.timesteps = {ev.timesteps} is less than one PPO update of "
+            f"n_envs * 10 = {ev.n_envs * 10} steps"
+        )
+    import jax
+
+    if jax.device_count() > 1:
+        check_divisible(meta.units, "meta.units (training units)")
+    require_brax("optim4rl Brax meta-training")
+
+
+# ------------------------------------------------------------ Fig. 4 (Ant) from scratch
+
+
+@dataclasses.dataclass(frozen=True)
+class BraxFromScratchConfig:
+    """Optim4RL meta-trained from scratch through PPO in a Brax task, evaluated there
+    against Adam and RMSProp (Optim4RL Fig. 4, Ant).
+
+    **Fields:**
+
+    - `env`: the Brax task (`ant` in the paper).
+    - `meta`, `eval`: `BraxMetaConfig`, `BraxEvalConfig`.
+    """
+
+    env: BraxTask
+    meta: BraxMetaConfig
+    eval: BraxEvalConfig
+
+
+def _run_from_scratch(config: BraxFromScratchConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    seeds = _eval_seeds(config.eval)
+    out: dict[str, Any] = {"env": config.env, "meta": {}, "evaluation": {}}
+    jobs = ["meta", "optim4rl", *config.eval.baselines]
+    for job in tqdm(jobs, desc=run_dir.experiment, unit="stage"):
+        if job == "meta":
+            out["meta"]["optim4rl"] = meta_train_brax(
+                run_dir, "meta-optim4rl", env=config.env, meta=config.meta
+            )
+            continue
+        learned = job == "optim4rl"
+        r = evaluate_stage(
+            run_dir,
+            f"eval-{job.replace(':', '_')}",
+            optimizer_file(run_dir, out["meta"]["optim4rl"]) if learned else job,
+            config.env,
+            seeds=seeds,
+            timesteps=config.eval.timesteps,
+            agent_overrides=_overrides(config.eval),
+            label="Optim4RL" if learned else None,
+        )
+        out["evaluation"][r.optimizer] = r.to_dict()
+    return out
+
+
+def _report_from_scratch(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    exp = _experiment(run_dir)
+    env = res["env"]
+    paper = {"Optim4RL": PAPER_BRAX_PIPELINE.get(env, "–")}
+    paper |= {k: "similar to Optim4RL (Fig. 4, no number)" for k in res["evaluation"] if "(" in k}
+    md = header(
+        run_dir,
+        exp.summary,
+        exp.reproduces,
+        "PPO networks are OPEN's 64 x 2 tanh actor and critic (the Optim4RL reference uses a "
+        "32 x 4 policy and a 64 x 5 value net). Adam and RMSProp use the OPEN paper's tuned "
+        "Ant values.",
+    )
+    md += _meta_summary(res["meta"])
+    md += evaluation_section(
+        run_dir,
+        f"PPO on {env}",
+        _results_from(res["evaluation"]),
+        plot_name=f"brax_{env}",
+        paper=paper,
+        paper_source="Optim4RL Table 1 / Fig. 4",
+    )
+    return md
+
+
+def _validate_from_scratch(config: BraxFromScratchConfig) -> None:
+    _validate_common((config.env,), config.meta, config.eval)
+
+
+def _cpu_meta(**kw: Any) -> BraxMetaConfig:
+    # cpu scale (ours, sized to run in ~15 minutes on 2 shared cores; far too small to
+    # learn Ant): 2 units of 16 environments, 4 minibatches, 2 epochs, reset interval 8.
+    base = BraxMetaConfig(
+        steps=12,
+        units=2,
+        envs_per_unit=16,
+        n_minibatches=4,
+        n_epochs=2,
+        reset_interval=8,
+        lr=1e-3,
+        checkpoint_every=4,
+    )
+    return dataclasses.replace(base, **kw)
+
+
+def _cpu_eval(**kw: Any) -> BraxEvalConfig:
+    # cpu scale: 2 seeds x 32 environments x 20 PPO updates (6,400 steps; paper 5e7).
+    return dataclasses.replace(
+        BraxEvalConfig(seeds=2, n_envs=32, timesteps=32 * 10 * 20, n_minibatches=4), **kw
+    )
+
+
+def _paper_meta(**kw: Any) -> BraxMetaConfig:
+    # Optim4RL App. C.3: 2048 environments; the reference code (sail-sg/optim4rl
+    # agents/MetaPPO.py) runs one PPO agent per device over those environments, so
+    # paper scale = 8 units (our choice of device count) x 256 environments.
+    return dataclasses.replace(
+        BraxMetaConfig(steps=2000, units=8, envs_per_unit=256, reset_interval=512), **kw
+    )
+
+
+def _paper_eval() -> BraxEvalConfig:
+    return BraxEvalConfig(
+        seeds=10,  # Optim4RL: "averaged over 10 runs"
+        n_envs=2048,  # OPEN Table 3, Ant
+        timesteps=50_000_000,  # OPEN Table 3, Ant: 5e7
+    )
+
+
+register(
+    Experiment(
+        name="optim4rl/from-scratch-ant",
+        summary="Optim4RL meta-trained from scratch through PPO in Ant, vs Adam and RMSProp",
+        reproduces="Optim4RL Fig. 4 (Ant) and Table 1 (with pipeline training); needs lorl[brax]",
+        scales={
+            "cpu": lambda: BraxFromScratchConfig(env="ant", meta=_cpu_meta(), eval=_cpu_eval()),
+            "paper": lambda: BraxFromScratchConfig(
+                env="ant", meta=_paper_meta(), eval=_paper_eval()
+            ),
+        },
+        run=_run_from_scratch,
+        report=_report_from_scratch,
+        validate=_validate_from_scratch,
+    )
+)
+
+
+# ------------------------------------------------------ Table 1 (Ant, Humanoid) ablation
+
+
+@dataclasses.dataclass(frozen=True)
+class BraxPipelineAblationConfig:
+    """Optim4RL meta-trained through PPO with and without pipeline training in Brax tasks
+    (Optim4RL Table 1, Ant and Humanoid columns).
+
+    **Fields:**
+
+    - `envs`: Brax tasks (`ant`, `humanoid` in the paper).
+    - `meta`: meta-training (`meta.pipeline` is ignored: both variants run).
+    - `eval`: evaluation (`eval.baselines` are evaluated too).
+    """
+
+    envs: tuple[BraxTask, ...]
+    meta: BraxMetaConfig
+    eval: BraxEvalConfig
+
+
+def _run_pipeline(config: BraxPipelineAblationConfig, run_dir: RunDir) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    seeds = _eval_seeds(config.eval)
+    out: dict[str, Any] = {"envs": list(config.envs), "meta": {}, "evaluation": {}}
+    jobs = [(env, p) for env in config.envs for p in (True, False)]
+    for env, pipeline in tqdm(jobs, desc=run_dir.experiment, unit="variant"):
+        tag = f"{env}-{'pipeline' if pipeline else 'no-pipeline'}"
+        meta = dataclasses.replace(config.meta, pipeline=pipeline)
+        out["meta"][tag] = meta_train_brax(run_dir, f"meta-{tag}", env=env, meta=meta)
+        label = "with pipeline" if pipeline else "without pipeline"
+        r = evaluate_stage(
+            run_dir,
+            f"eval-{tag}",
+            optimizer_file(run_dir, out["meta"][tag]),
+            env,
+            seeds=seeds,
+            timesteps=config.eval.timesteps,
+            agent_overrides=_overrides(config.eval),
+            label=label,
+        )
+        out["evaluation"].setdefault(env, {})[label] = r.to_dict()
+    for env in config.envs:
+        for b in config.eval.baselines:
+            r = evaluate_stage(
+                run_dir,
+                f"eval-{env}-{b.replace(':', '_')}",
+                b,
+                env,
+                seeds=seeds,
+                timesteps=config.eval.timesteps,
+                agent_overrides=_overrides(config.eval),
+            )
+            out["evaluation"][env][r.optimizer] = r.to_dict()
+    return out
+
+
+def _report_pipeline(run_dir: RunDir) -> str:
+    from .._report import evaluation_section, header
+
+    res = run_dir.load_results()
+    exp = _experiment(run_dir)
+    md = header(run_dir, exp.summary, exp.reproduces)
+    md += _meta_summary(res["meta"])
+    for env, results in res["evaluation"].items():
+        md += evaluation_section(
+            run_dir,
+            f"PPO on {env}",
+            _results_from(results),
+            plot_name=f"pipeline_{env}",
+            paper={
+                "with pipeline": PAPER_BRAX_PIPELINE.get(env, "–"),
+                "without pipeline": PAPER_BRAX_NO_PIPELINE.get(env, "–"),
+            },
+            paper_source="Optim4RL Table 1",
+        )
+    return md
+
+
+def _validate_pipeline(config: BraxPipelineAblationConfig) -> None:
+    if not config.envs:
+        raise ConfigError("envs: name at least one Brax task (ant, humanoid)")
+    if config.meta.optimizer_path is not None:
+        raise ConfigError("meta.optimizer_path makes no sense here: both variants are trained")
+    _validate_common(tuple(config.envs), config.meta, config.eval)
+
+
+register(
+    Experiment(
+        name="optim4rl/pipeline-ablation-brax",
+        summary="Optim4RL meta-trained through PPO with vs without pipeline training (Brax)",
+        reproduces="Optim4RL Table 1 (Ant and Humanoid columns); needs lorl[brax]",
+        scales={
+            "cpu": lambda: BraxPipelineAblationConfig(
+                envs=("ant",), meta=_cpu_meta(), eval=_cpu_eval(baselines=())
+            ),
+            "paper": lambda: BraxPipelineAblationConfig(
+                envs=("ant", "humanoid"), meta=_paper_meta(), eval=_paper_eval()
+            ),
+        },
+        run=_run_pipeline,
+        report=_report_pipeline,
+        validate=_validate_pipeline,
+    )
+)
