@@ -31,9 +31,22 @@ PPO_TINY = la.PPOConfig(
 )
 
 
+class BanditWithEmptyLeaf(ContextBandit):
+    """The toy bandit with a zero-size array in its state, as Brax states have (orbax
+    refuses to save zero-size arrays; the trainer's checkpoints must cope)."""
+
+    def reset(self, key, params=None):
+        obs, context = super().reset(key, params)
+        return obs, (context, jnp.zeros((0,), jnp.float32))
+
+    def step(self, key, state, action, params=None):
+        obs, context, *rest = super().step(key, state[0], action, params)
+        return obs, (context, state[1]), *rest
+
+
 @functools.cache
 def ppo_task() -> lm.PPOMetaTask:
-    env = ContextBandit()
+    env = BanditWithEmptyLeaf()
     return lm.PPOMetaTask("bandit", env, env.default_params, la.PPO(PPO_TINY), n_units=N_UNITS)
 
 

@@ -552,7 +552,9 @@ class PPOMetaGradientTrainer(eqx.Module):
         start = 0
         if ckpt is not None and ckpt.latest_step() is not None:
             start = int(ckpt.latest_step())  # pyright: ignore[reportArgumentType]
-            state, extras = ckpt.restore(start, state)
+            saved, empty = eqx.partition(state, _nonempty_array)
+            saved, extras = ckpt.restore(start, saved)
+            state = eqx.combine(saved, empty)
             log.reset(extras["history"])
         total = self.config.n_meta_steps
         bar = progress_bar(total, start, "meta-gradient (PPO)", progress)
@@ -569,13 +571,19 @@ class PPOMetaGradientTrainer(eqx.Module):
                 if ckpt is not None and (
                     (t + 1) % self.config.checkpoint_every == 0 or t + 1 == total
                 ):
-                    ckpt.save(t + 1, state, {"history": log.rows})
+                    # orbax refuses zero-size arrays (Brax environment states hold
+                    # some); they carry no data and come back from the fresh template.
+                    ckpt.save(t + 1, eqx.filter(state, _nonempty_array), {"history": log.rows})
         finally:
             bar.close()
             log.close()
             if ckpt is not None:
                 ckpt.close()
         return PPOMetaGradientResult(eqx.combine(state.meta_params, static), state, log.rows)
+
+
+def _nonempty_array(x: Any) -> bool:
+    return eqx.is_array(x) and x.size > 0
 
 
 def _scalar(x: Any) -> float | int | bool:

@@ -140,7 +140,7 @@ def meta_train_brax(run_dir: RunDir, stage: str, *, env: str, meta: BraxMetaConf
     - `run_dir`: the run folder.
     - `stage`: the stage name (checkpoints, metrics and `optimizers/<stage>.eqx`).
     - `env`: the Brax task.
-    - `meta`: the [`BraxMetaConfig`][lorl.experiments._optim4rl_brax.BraxMetaConfig].
+    - `meta`: the `BraxMetaConfig`.
 
     **Returns:**
 
