@@ -22,32 +22,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.timeout(600)
-def test_two_processes_share_one_mesh():
+def _run_job(commands: list[list[str]], timeout: int) -> list[str]:
+    """Run one JAX job of `len(commands)` processes on this machine (2 CPU devices each,
+    the environment variables of docs/lorl/scaling.md); their standard outputs."""
     port = _free_port()
     procs = []
-    for pid in range(2):
+    for pid, command in enumerate(commands):
         env = dict(os.environ)
         env.update(
             JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-            JAX_NUM_PROCESSES="2",
+            JAX_NUM_PROCESSES=str(len(commands)),
             JAX_PROCESS_ID=str(pid),
             XLA_FLAGS="--xla_force_host_platform_device_count=2",
         )
         procs.append(
             subprocess.Popen(
-                [sys.executable, str(WORKER)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         )
-    results = []
+    outs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=540)
+        out, err = proc.communicate(timeout=timeout)
         assert proc.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        outs.append(out)
+    return outs
+
+
+@pytest.mark.timeout(600)
+def test_two_processes_share_one_mesh():
+    outs = _run_job([[sys.executable, str(WORKER)]] * 2, timeout=540)
+    results = [json.loads(out.strip().splitlines()[-1]) for out in outs]
     keys = jax.random.split(jax.random.key(0), 8)
     expected = jax.vmap(lambda k: jax.numpy.sum(jax.random.normal(k, (3,)) ** 2))(keys)
     for pid, result in enumerate(sorted(results, key=lambda r: r["process"])):
@@ -77,7 +81,7 @@ def _evaluate_args(out: pathlib.Path) -> list[str]:
         "--n-envs",
         "64",
         "--baseline",
-        "rmsprop",
+        "rmsprop:0.001",
         "--out",
         str(out),
     ]
@@ -94,29 +98,10 @@ def test_cli_joins_a_two_process_job(tmp_path):
     """`lorl evaluate` started as 2 processes (the environment variables of
     docs/lorl/scaling.md, no launcher) joins one job of 4 devices by itself, and each
     process writes the same results as a single-process run on one device."""
-    port = _free_port()
-    procs = []
-    for pid in range(2):
-        env = dict(os.environ)
-        env.update(
-            JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
-            JAX_NUM_PROCESSES="2",
-            JAX_PROCESS_ID=str(pid),
-            XLA_FLAGS="--xla_force_host_platform_device_count=2",
-        )
-        out = tmp_path / f"process-{pid}"
-        procs.append(
-            subprocess.Popen(
-                [*_lorl_command(), *_evaluate_args(out)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
-    for proc in procs:
-        _, err = proc.communicate(timeout=840)
-        assert proc.returncode == 0, err[-3000:]
+    _run_job(
+        [[*_lorl_command(), *_evaluate_args(tmp_path / f"process-{pid}")] for pid in range(2)],
+        timeout=840,
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
     single = subprocess.run(
@@ -128,7 +113,7 @@ def test_cli_joins_a_two_process_job(tmp_path):
     )
     assert single.returncode == 0, single.stderr[-3000:]
     expected = _final_returns(tmp_path / "single")
-    assert set(expected) == {"adam (lr 0.003)", "rmsprop (lr 0.003, untuned)"}
+    assert set(expected) == {"adam (lr 0.003)", "rmsprop (lr 0.001)"}
     for pid in range(2):
         got = _final_returns(tmp_path / f"process-{pid}")
         assert set(got) == set(expected)
