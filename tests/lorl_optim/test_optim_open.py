@@ -281,6 +281,67 @@ def test_chunked_equals_unchunked():
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("n", [1, 1023, 1024, 1025, 4097, 60103])
+def test_actor_noise_is_the_documented_draw(n):
+    """The fast noise draw equals `jax.random.normal(key, (1, n))` (typed and raw keys,
+    under jit and vmap), for sizes below, at and above the 1024-wide rows."""
+    from lorl_optim._open import actor_noise
+
+    for key in (jax.random.key(5), jax.random.PRNGKey(5)):
+        want = jax.random.normal(key, (1, n))
+        got = jax.jit(actor_noise, static_argnums=(1, 2))(key, n, jnp.float32)
+        np.testing.assert_array_equal(got, want)
+    keys = jax.random.split(jax.random.key(6), 3)
+    got = jax.vmap(lambda k: actor_noise(k, n, jnp.float32))(keys)
+    want = jax.vmap(lambda k: jax.random.normal(k, (1, n)))(keys)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_large_odd_tree_chunk_sizes_agree():
+    """Several full chunks, partial tails, a scalar leaf and small leaves: the default chunk
+    equals a single-chunk-per-leaf run and a tiny chunk, noise included (n > 1024, odd)."""
+    k = jax.random.split(jax.random.key(11), 6)
+    params = {
+        "a": jax.random.normal(k[0], (67, 71)),  # 4757 columns: 2 full chunks + tail
+        "b": jax.random.normal(k[1], (71,)),
+        "c": jax.random.normal(k[2], ()),
+        "d": jax.random.normal(k[3], (3, 5)),
+    }
+    grads = jax.tree.map(
+        lambda x, kk: 1e-2 * jax.random.normal(kk, x.shape),
+        params,
+        {"a": k[4], "b": k[5], "c": k[0], "d": k[1]},
+    )
+    ctx = {
+        "dormancy": jax.tree.map(lambda x: jnp.full(x.shape[-1:], 0.5), params),
+        "training_proportion": jnp.asarray(0.25),
+        "batch_proportion": jnp.asarray(0.5),
+        "layer_proportions": jax.tree.map(lambda _: jnp.asarray(0.5), params),
+        "actor_mask": {
+            "a": jnp.asarray(True),
+            "b": jnp.asarray(False),
+            "c": jnp.asarray(True),
+            "d": jnp.asarray(False),
+        },
+    }
+    outs = []
+    for chunk in (None, 8192, 100):
+        opt = (
+            lo.load_open("breakout")
+            if chunk is None
+            else lo.load_open("breakout", chunk_size=chunk)
+        )
+        state = opt.init(params)
+        _, state = _step(opt, grads, state, params, ctx, jax.random.key(0))
+        upd, state = _step(opt, grads, state, params, ctx, jax.random.key(1))
+        outs.append((upd, state.slots))
+    for upd, slots in outs[1:]:
+        for x, y in zip(jax.tree.leaves(outs[0][0]), jax.tree.leaves(upd), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-9)
+        # hidden states are O(1): the per-tensor sums differ in summation order only
+        np.testing.assert_allclose(outs[0][1], slots, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("separated", [False, True])
 def test_per_element_context_equals_per_leaf(separated):
     """Layer proportions and actor mask given per element (arrays broadcast to each leaf)

@@ -152,6 +152,17 @@ class MLP(eqx.Module):
         return self.layers[-1](x)
 
 
+def gru_input(rows: list[Array]) -> Float[Array, "in c"]:
+    """GRU input rows joined into one `(in, c)` block, behind an optimisation barrier.
+
+    Without the barrier XLA splits `W @ concatenate(rows)` into one product per row block
+    (products with K = 1 become broadcast multiplies fused into the gate computation); on
+    XLA:CPU that made the GRU step of a column chunk ~1.3-2x slower (interleaved A/B in
+    docs/optim/benchmark.md). The barrier is the identity for values, gradients and `vmap`.
+    """
+    return jax.lax.optimization_barrier(jnp.concatenate(rows, axis=0))
+
+
 def count_flops(module: Any) -> int:
     """Multiply-add FLOPs (2 per weight entry) of one column through `module`'s matmuls."""
     return sum(

@@ -17,7 +17,7 @@ from ._base import (
     scalar_context,
 )
 from ._layout import ParamLayout
-from ._nn import GRU, MLP, LayerNorm, Linear, column_map, column_reduce, count_flops
+from ._nn import GRU, MLP, LayerNorm, Linear, column_map, column_reduce, count_flops, gru_input
 
 # Momentum timescales, spec section 2 / OPEN Appendix B.2.
 BETAS = (0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -28,7 +28,7 @@ NORM_EPS = 1e-5
 # Update scales alpha_1 = alpha_2 = alpha_3 = 0.001 (OPEN Appendix B.4).
 ALPHA = 1e-3
 # Columns per chunk of the flat computation (speed only; docs/optim/benchmark.md).
-DEFAULT_CHUNK = 8192
+DEFAULT_CHUNK = 2048
 
 FEATURE_NAMES = (
     "parameter",
@@ -41,6 +41,24 @@ FEATURE_NAMES = (
     "batch_proportion",
     "dormancy",
 )
+
+
+def actor_noise(key: PRNGKeyArray, n: int, dtype: Any) -> Float[Array, "1 n"]:
+    """`jax.random.normal(key, (1, n), dtype)`, generated faster.
+
+    With the default partitionable threefry generator every element's value depends only
+    on its flat index, so the same numbers come from a `(rows, 1024)` draw cut to `n`
+    (equality is tested). XLA:CPU generated `(1, n)` for odd `n` ~5x slower (60k
+    parameters: ~3 ms, more than the rest of Adam's update; docs/optim/benchmark.md).
+    Other generators fall back to the direct draw.
+    """
+    width = 1024
+    partitionable = bool(getattr(jax.config, "jax_threefry_partitionable"))  # noqa: B009
+    fast = partitionable and str(jax.random.key_impl(key)) == "threefry2x32"
+    if not fast or n <= width:
+        return jax.random.normal(key, (1, n), dtype)
+    rows = -(-n // width)
+    return jax.random.normal(key, (rows, width), dtype).reshape(1, rows * width)[:, :n]
 
 
 class OPENNetwork(eqx.Module):
@@ -483,7 +501,7 @@ class OPEN(AbstractLearnedOptimizer):
         if self.use_stochasticity:
             noise_key = require(key, "key", owner, "a PRNG key for the actor's update noise")
             # eps ~ N(0, 1), one draw per agent parameter in flat order.
-            inputs["eps"] = jax.random.normal(noise_key, (1, n), dtype)
+            inputs["eps"] = actor_noise(noise_key, n, dtype)
         names = tuple(inputs)
         n_raw = 14 if self.no_features else 15
 
@@ -531,7 +549,7 @@ class OPEN(AbstractLearnedOptimizer):
                 h = slots_c[n_mom:]
 
                 def run(net: OPENNetwork, wi: Array, bi: Array, inp: list[Array], h: Array):
-                    h_new = net.gru(jnp.concatenate(inp, axis=0), h, wi, bi)
+                    h_new = net.gru(gru_input(inp), h, wi, bi)
                     return net.mlp(h_new), h_new
 
                 critic = self.critic_network
