@@ -167,9 +167,11 @@ def gru_input(rows: list[Array]) -> Float[Array, "in c"]:
     """GRU input rows joined into one `(in, c)` block, behind an optimisation barrier.
 
     Without the barrier XLA splits `W @ concatenate(rows)` into one product per row block
-    (products with K = 1 become broadcast multiplies fused into the gate computation); on
-    XLA:CPU that made the GRU step of a column chunk ~1.3-2x slower (interleaved A/B in
-    docs/optim/benchmark.md). The barrier is the identity for values, gradients and `vmap`.
+    (products with K = 1 become broadcast multiplies fused into the gate computation). In
+    isolation (a 2048-column chunk in cache) that made OPEN's GRU step ~1.3-2x slower on
+    XLA:CPU; in the whole update the barrier was worth ~5% at 60k parameters and nothing
+    measurable at 1M (docs/optim/benchmark.md). It is the identity for values, gradients
+    and `vmap`.
     """
     return jax.lax.optimization_barrier(jnp.concatenate(rows, axis=0))
 
