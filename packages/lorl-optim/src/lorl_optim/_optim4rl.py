@@ -12,9 +12,9 @@ from ._layout import ParamLayout
 from ._nn import GRU, MLP, column_map, count_flops
 
 # Column chunk of the flat per-parameter computation (keeps intermediates in cache);
-# 2048 beat 8192 by ~15% at 1M parameters (same at 60k) in an interleaved A/B
-# (tools/bench_optim_ab.py, docs/optim/benchmark.md).
-DEFAULT_CHUNK = 2048
+# 8192 kept: 2048 was 0.89x the time at 1M parameters but 1.14x at 60k in an interleaved
+# A/B (tools/bench_optim_ab.py, docs/optim/benchmark.md), not a clear win.
+DEFAULT_CHUNK = 8192
 
 
 def straight_through_sign(t: Float[Array, "*s"]) -> Float[Array, "*s"]:
