@@ -185,7 +185,7 @@ def _fmt(row: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", default="bench_out/optim.json")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--sizes", default="minatar,1m")
