@@ -44,6 +44,33 @@ def test_ppo_network_init_and_shapes():
     )  # fmt: skip
 
 
+def test_ppo_network_separate_critic_sizes():
+    """Optim4RL's Ant networks: a 32 x 4 policy and a 64 x 5 value net (here 3 x 4 and
+    5 x 2); per-layer activations, dormancy and layer proportions follow each network."""
+    net = la.PPONetwork(
+        (4,), 2, continuous=True, width=3, n_hidden=4, critic_width=5, critic_hidden=2,
+        key=jax.random.key(0),
+    )  # fmt: skip
+    assert [layer.weight.shape for layer in net.actor] == [(3, 4), (3, 3), (3, 3), (3, 3), (2, 3)]
+    assert [layer.weight.shape for layer in net.critic] == [(5, 4), (5, 5), (1, 5)]
+    _, _, acts = jax.vmap(net)(jnp.ones((6, 4)))
+    assert [a.shape[1:] for a in acts] == [(3,)] * 4 + [(2,)] + [(5,)] * 2 + [(1,)]
+    params = eqx.filter(net, eqx.is_inexact_array)
+    dorm = eqx.filter(net.dormancy(acts), eqx.is_array)
+    assert jax.tree.structure(dorm) == jax.tree.structure(params)
+    lp = [float(x) for x in jax.tree.leaves(eqx.filter(net.layer_proportions(), eqx.is_array))]
+    actor = [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1, 1]
+    assert lp == [*actor, 0, 0, 0.5, 0.5, 1, 1, 1]  # critic, then log_std (an actor head)
+    same = la.PPONetwork((4,), 2, continuous=False, width=3, n_hidden=1, key=jax.random.key(1))
+    assert [layer.weight.shape for layer in same.critic] == [(3, 4), (1, 3)]
+    with pytest.raises(ValueError, match="critic_width 0"):
+        la.PPONetwork((4,), 2, continuous=False, critic_width=0, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="critic_width must be >= 1"):
+        la.PPOConfig(critic_width=0)
+    with pytest.raises(ValueError, match="critic_hidden must be >= 0"):
+        la.PPOConfig(critic_hidden=-1)
+
+
 def _leaves(tree):
     return jax.tree.leaves(eqx.filter(tree, eqx.is_array))
 

@@ -24,6 +24,8 @@ class PPOConfig:
     - `clip_actor_critic_separately`: clip actor and critic gradient norms separately
         (the OPEN reference does; spec `optimizers.md` section 2).
     - `width`, `n_hidden`, `activation`: actor and critic MLPs.
+    - `critic_width`, `critic_hidden`: the critic's width and hidden-layer count when they
+        differ from the actor's (`None`: the same, as in OPEN).
     - `normalize_obs`, `normalize_reward`: running-statistics wrappers (Brax).
     - `clip_actions`: clip continuous actions to the action space (Brax).
     - `dormancy_tau`: threshold of the per-layer dormancy metric (`tau = 0`, OPEN
@@ -45,6 +47,8 @@ class PPOConfig:
     width: int = 64  # OPEN Table 3, MinAtar and Ant; gridworld: 16
     n_hidden: int = 2  # OPEN Table 3 (all)
     activation: Literal["relu", "tanh"] = "relu"  # OPEN Table 3, MinAtar; Ant, grid: tanh
+    critic_width: int | None = None  # OPEN: same as the actor
+    critic_hidden: int | None = None  # OPEN: same as the actor
     normalize_obs: bool = False  # OPEN reference: Brax only (spec agents_and_meta.md s.2)
     normalize_reward: bool = False  # OPEN reference: Brax only
     clip_actions: bool = True  # continuous actions only
@@ -54,6 +58,12 @@ class PPOConfig:
         for name in ("n_envs", "n_steps", "n_minibatches", "n_epochs", "width"):
             if getattr(self, name) < 1:
                 raise ValueError(f"PPOConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.critic_width is not None and self.critic_width < 1:
+            raise ValueError(f"PPOConfig.critic_width must be >= 1, got {self.critic_width}")
+        for name in ("n_hidden", "critic_hidden"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"PPOConfig.{name} must be >= 0, got {value}")
         if self.batch_size % self.n_minibatches != 0:
             raise ValueError(
                 f"the batch of n_envs * n_steps = {self.n_envs} * {self.n_steps} = "

@@ -222,7 +222,8 @@ def _proportion(i: int, n: int) -> float:
 class PPONetwork(AbstractActorCritic):
     """Separate actor and critic MLPs as in the OPEN paper (Appendix C.1, Table 3).
 
-    Each is `Linear -> act -> ... -> Linear` with `n_hidden` hidden layers of `width`;
+    Each is `Linear -> act -> ... -> Linear` with `n_hidden` hidden layers of `width` (the
+    critic's may differ: `critic_width`, `critic_hidden`);
     orthogonal weights (gain `sqrt(2)` hidden, `0.01` actor head, `1.0` critic head) and zero
     biases (PureJaxRL's PPO, which the OPEN paper follows). A continuous actor outputs the
     Gaussian mean and owns a state-independent `log_std`, initialised to zero. Observations
@@ -244,6 +245,8 @@ class PPONetwork(AbstractActorCritic):
         continuous: bool,
         width: int = 64,
         n_hidden: int = 2,
+        critic_width: int | None = None,
+        critic_hidden: int | None = None,
         activation: Literal["relu", "tanh"] = "relu",
         key: PRNGKeyArray,
     ):
@@ -254,30 +257,36 @@ class PPONetwork(AbstractActorCritic):
         - `continuous`: Gaussian policy if true, categorical otherwise.
         - `width`, `n_hidden`: hidden layer size and count (OPEN: 64 x 2 for MinAtar and
             Ant, 16 x 2 for gridworlds; Table 3).
+        - `critic_width`, `critic_hidden`: the critic's, if different from the actor's
+            (`None`: the same; Optim4RL's Ant runs use a 32 x 4 policy and a 64 x 5 value
+            net).
         - `activation`: `"relu"` or `"tanh"`.
         - `key`: PRNG key.
         """
         _activation(activation)
-        if width < 1 or n_hidden < 0 or n_outputs < 1:
+        critic_width = width if critic_width is None else critic_width
+        critic_hidden = n_hidden if critic_hidden is None else critic_hidden
+        if min(width, critic_width, n_outputs) < 1 or min(n_hidden, critic_hidden) < 0:
             raise ValueError(
-                f"need width >= 1, n_hidden >= 0, n_outputs >= 1; got {width}, {n_hidden}, "
-                f"{n_outputs}"
+                f"need widths >= 1, hidden layer counts >= 0, n_outputs >= 1; got width "
+                f"{width}, n_hidden {n_hidden}, critic_width {critic_width}, critic_hidden "
+                f"{critic_hidden}, n_outputs {n_outputs}"
             )
         obs_dim = math.prod(obs_shape)
-        sizes = [obs_dim] + [width] * n_hidden
         actor_key, critic_key = jax.random.split(key)
 
-        def mlp(k, out, head_gain):
-            keys = jax.random.split(k, n_hidden + 1)
+        def mlp(k, out, head_gain, layer_width, n_layers):
+            sizes = [obs_dim] + [layer_width] * n_layers
+            keys = jax.random.split(k, n_layers + 1)
             hidden = [
                 _orthogonal_linear(sizes[i], sizes[i + 1], math.sqrt(2.0), key=keys[i])
-                for i in range(n_hidden)
+                for i in range(n_layers)
             ]
             head = _orthogonal_linear(sizes[-1], out, head_gain, key=keys[-1])
             return (*hidden, head)
 
-        self.actor = mlp(actor_key, n_outputs, 0.01)
-        self.critic = mlp(critic_key, 1, 1.0)
+        self.actor = mlp(actor_key, n_outputs, 0.01, width, n_hidden)
+        self.critic = mlp(critic_key, 1, 1.0, critic_width, critic_hidden)
         self.log_std = jnp.zeros((n_outputs,), jnp.float32) if continuous else None
         self.obs_shape = tuple(obs_shape)
         self.activation = activation

@@ -219,6 +219,8 @@ class PPO(eqx.Module):
             continuous=spec.continuous,
             width=self.config.width,
             n_hidden=self.config.n_hidden,
+            critic_width=self.config.critic_width,
+            critic_hidden=self.config.critic_hidden,
             activation=self.config.activation,
             key=key,
         )

@@ -115,13 +115,24 @@ class BraxEvalConfig:
                 raise ValueError(f"eval.{name} must be >= 1, got {getattr(self, name)}")
 
 
+#: The PPO networks of Optim4RL's Brax runs: Brax's PPO defaults, which its reference code
+#: uses (a 32 x 4 policy, a 256 x 5 value net), with the value net shrunk to 64 x 5 for
+#: training Optim4RL from scratch (Appendix C.3: "The hidden sizes of the value network
+#: are changed from [256, 256, 256, 256, 256] to [64, 64, 64, 64, 64]"). The activation
+#: stays OPEN's tanh for Ant (Brax's default is swish, which PPONetwork does not offer).
+OPTIM4RL_BRAX_NETWORKS: dict[str, int] = {
+    "width": 32,
+    "n_hidden": 4,
+    "critic_width": 64,
+    "critic_hidden": 5,
+}
+
+
 def _ppo_config(meta: BraxMetaConfig) -> Any:
     import lorl_agents as la
 
-    # OPEN Table 3's Ant PPO (the networks: 64 x 2 tanh actor and critic; the Optim4RL
-    # reference uses a 32 x 4 policy and a 64 x 5 value net, which PPONetwork cannot
-    # express), with the meta-training batch. Its run length only sets the training
-    # proportion: one unit lifetime of m * M updates.
+    # OPEN Table 3's Ant PPO with Optim4RL's networks and the meta-training batch. Its run
+    # length only sets the training proportion: one unit lifetime of m * M updates.
     batch = meta.envs_per_unit * meta.n_steps
     return la.PPOConfig.brax_ant(
         n_envs=meta.envs_per_unit,
@@ -129,6 +140,7 @@ def _ppo_config(meta: BraxMetaConfig) -> Any:
         n_minibatches=meta.n_minibatches,
         n_epochs=meta.n_epochs,
         total_timesteps=batch * meta.reset_interval * meta.inner_updates,
+        **OPTIM4RL_BRAX_NETWORKS,
     )
 
 
@@ -205,7 +217,7 @@ def _eval_seeds(ev: BraxEvalConfig) -> list[int]:
 
 
 def _overrides(ev: BraxEvalConfig) -> dict[str, Any]:
-    return {"n_envs": ev.n_envs, "n_minibatches": ev.n_minibatches}
+    return {"n_envs": ev.n_envs, "n_minibatches": ev.n_minibatches, **OPTIM4RL_BRAX_NETWORKS}
 
 
 def _validate_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalConfig) -> None:
@@ -292,9 +304,9 @@ def _report_from_scratch(run_dir: RunDir) -> str:
         run_dir,
         exp.summary,
         exp.reproduces,
-        "PPO networks are OPEN's 64 x 2 tanh actor and critic (the Optim4RL reference uses a "
-        "32 x 4 policy and a 64 x 5 value net). Adam and RMSProp use the OPEN paper's tuned "
-        "Ant values.",
+        "PPO networks as in Optim4RL's Brax runs: a 32 x 4 policy and a 64 x 5 value net "
+        "(tanh; the reference's Brax defaults use swish). Adam and RMSProp use the OPEN "
+        "paper's tuned Ant values.",
     )
     md += _meta_summary(res["meta"])
     md += evaluation_section(
