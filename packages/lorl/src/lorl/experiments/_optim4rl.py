@@ -467,7 +467,15 @@ for _env in ("small_dense_short", "big_dense_long"):
                 "cpu": (
                     lambda e=_env: FromScratchConfig(
                         env=e,
-                        meta=_cpu_meta(steps=150 if e == "small_dense_short" else 60),
+                        # big_dense_long: 16 units. Meta-gradients through Optim4RL on
+                        # the CNN agent keep ~0.32 GB per unit (peak RSS measured 4.1 /
+                        # 6.6 / 11.7 GB at 8 / 16 / 32 units): 64 units (~22 GB) were
+                        # killed by the OOM killer on the 24 GB project machine.
+                        meta=(
+                            _cpu_meta(steps=150)
+                            if e == "small_dense_short"
+                            else _cpu_meta(steps=60, units=16)
+                        ),
                         eval=_cpu_eval(updates=300 if e == "small_dense_short" else 100),
                     )
                 ),
