@@ -392,7 +392,8 @@ class MetaGradientTrainer(eqx.Module):
 
         **Returns:**
 
-        `(state, metrics)` with scalar metrics: `meta_loss`, `meta_grad_norm`,
+        `(state, metrics)` with scalar metrics: `meta_loss`, `meta_grad_norm` (and per
+        top-level field of the optimizer `meta_grad_norm/<field>`, e.g. `gru1`),
         `n_reset`, `nonfinite_meta_grad` and per task `<name>/outer_loss`,
         `<name>/episode_return` (unscaled, averaged over units and the iteration's
         rollouts), `<name>/entropy`, `<name>/inner_nonfinite`.
@@ -425,6 +426,7 @@ class MetaGradientTrainer(eqx.Module):
             state.n_nonfinite + jnp.logical_not(finite).astype(jnp.int32),
         )
         metrics = dict(metrics)
+        metrics.update(_group_norms(grads, "meta_grad_norm"))
         metrics.update(
             meta_loss=loss,
             meta_grad_norm=grad_norm,
@@ -560,6 +562,17 @@ class MetaGradientTrainer(eqx.Module):
             if ckpt is not None:
                 ckpt.close()
         return MetaGradientResult(eqx.combine(state.meta_params, static), state, log.rows)
+
+
+def _group_norms(tree: PyTree, prefix: str) -> dict[str, Array]:
+    """`{"<prefix>/<field>": global norm}` per top-level field of a module (per key of a
+    dict, per index of a sequence): which part of the optimizer the meta-gradient reaches."""
+    groups: dict[str, list[Array]] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        head = path[0] if path else None
+        name = getattr(head, "name", getattr(head, "key", getattr(head, "idx", "root")))
+        groups.setdefault(f"{prefix}/{name}", []).append(leaf)
+    return {k: optax.tree.norm(v) for k, v in groups.items()}
 
 
 def _scalar(x: Any) -> float | int | bool:
