@@ -139,7 +139,8 @@ def _baseline(kind: str, spec: EnvSpec, config: Any) -> optax.GradientTransforma
     return optax.lion(lr, b1=p.b1, b2=p.b2)
 
 
-def _with_lr(kind: str, lr: float) -> optax.GradientTransformation:
+def _with_lr(kind: str, lr: "float | jax.Array") -> optax.GradientTransformation:
+    """`kind` with learning rate `lr` (a number, or a traced scalar inside a vmapped search)."""
     return {
         "adam": optax.adam,
         "rmsprop": optax.rmsprop,
