@@ -71,6 +71,49 @@ def test_ppo_network_separate_critic_sizes():
         la.PPOConfig(critic_hidden=-1)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh", "swish"])
+def test_ppo_network_activation_matches_numpy_forward_pass(activation):
+    """Each hidden activation against a NumPy forward pass with the network's own weights;
+    swish is x * sigmoid(x) (Brax's PPO default), not tanh or relu."""
+    numpy_act = {
+        "relu": lambda z: np.maximum(z, 0.0),
+        "tanh": np.tanh,
+        "swish": lambda z: z / (1.0 + np.exp(-z)),
+    }[activation]
+    net = la.PPONetwork(
+        (3,), 2, continuous=True, width=5, n_hidden=2, critic_width=4, critic_hidden=3,
+        activation=activation, key=jax.random.key(3),
+    )  # fmt: skip
+    x = np.array([0.7, -1.3, 2.1])
+
+    def forward(layers):
+        h, hidden = x, []
+        for layer in layers[:-1]:
+            h = numpy_act(np.asarray(layer.weight) @ h + np.asarray(layer.bias))
+            hidden.append(h)
+        return np.asarray(layers[-1].weight) @ h + np.asarray(layers[-1].bias), hidden
+
+    policy, actor_hidden = forward(net.actor)
+    value, critic_hidden = forward(net.critic)
+    out_policy, out_value, acts = net(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(out_policy, policy, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out_value, value[0], rtol=1e-5, atol=1e-6)
+    for got, want in zip(acts[:2] + acts[3:6], actor_hidden + critic_hidden, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    if activation == "swish":  # differs from the other two on negative inputs
+        assert np.any(np.asarray(acts[0]) < 0)
+    assert la.PPOConfig(activation=activation).activation == activation
+
+
+def test_unknown_activation_is_refused():
+    # ValueError from the checks; TypeCheckError first where the jaxtyping hook is on
+    errors = (ValueError, jaxtyping.TypeCheckError)
+    with pytest.raises(errors, match="gelu"):
+        la.PPOConfig(activation="gelu")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(errors, match="gelu"):
+        la.PPONetwork((3,), 2, continuous=False, activation="gelu", key=jax.random.key(0))  # pyright: ignore[reportArgumentType]
+
+
 def _leaves(tree):
     return jax.tree.leaves(eqx.filter(tree, eqx.is_array))
 

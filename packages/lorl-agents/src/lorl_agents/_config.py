@@ -23,7 +23,8 @@ class PPOConfig:
     - `max_grad_norm`: global-norm gradient clip applied before the optimizer.
     - `clip_actor_critic_separately`: clip actor and critic gradient norms separately
         (the OPEN reference does; spec `optimizers.md` section 2).
-    - `width`, `n_hidden`, `activation`: actor and critic MLPs.
+    - `width`, `n_hidden`, `activation`: actor and critic MLPs (`activation`: `"relu"`,
+        `"tanh"`, or `"swish"`, Brax's PPO default).
     - `critic_width`, `critic_hidden`: the critic's width and hidden-layer count when they
         differ from the actor's (`None`: the same, as in OPEN).
     - `normalize_obs`, `normalize_reward`: running-statistics wrappers (Brax).
@@ -46,7 +47,7 @@ class PPOConfig:
     clip_actor_critic_separately: bool = True  # OPEN reference code (spec optimizers.md s.2)
     width: int = 64  # OPEN Table 3, MinAtar and Ant; gridworld: 16
     n_hidden: int = 2  # OPEN Table 3 (all)
-    activation: Literal["relu", "tanh"] = "relu"  # OPEN Table 3, MinAtar; Ant, grid: tanh
+    activation: Literal["relu", "tanh", "swish"] = "relu"  # OPEN Table 3, MinAtar; Ant, grid: tanh
     critic_width: int | None = None  # OPEN: same as the actor
     critic_hidden: int | None = None  # OPEN: same as the actor
     normalize_obs: bool = False  # OPEN reference: Brax only (spec agents_and_meta.md s.2)
@@ -80,8 +81,10 @@ class PPOConfig:
             raise ValueError(
                 f"gamma and gae_lambda must lie in [0, 1]; got {self.gamma}, {self.gae_lambda}"
             )
-        if self.activation not in ("relu", "tanh"):
-            raise ValueError(f"activation must be 'relu' or 'tanh', got {self.activation!r}")
+        if self.activation not in ("relu", "tanh", "swish"):
+            raise ValueError(
+                f"activation must be 'relu', 'tanh' or 'swish', got {self.activation!r}"
+            )
 
     @property
     def batch_size(self) -> int:

@@ -12,7 +12,13 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from ._dormancy import DORMANCY_EPS, neuron_scores
 
-_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {"relu": jax.nn.relu, "tanh": jnp.tanh}
+#: Hidden-layer activations by name; `swish` (`x * sigmoid(x)`, also called SiLU) is Brax's
+#: PPO default (`brax.training.agents.ppo.networks.make_ppo_networks`, `linen.swish`).
+_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "swish": jax.nn.swish,
+}
 
 
 def _activation(name: str) -> Callable[[Array], Array]:
@@ -247,7 +253,7 @@ class PPONetwork(AbstractActorCritic):
         n_hidden: int = 2,
         critic_width: int | None = None,
         critic_hidden: int | None = None,
-        activation: Literal["relu", "tanh"] = "relu",
+        activation: Literal["relu", "tanh", "swish"] = "relu",
         key: PRNGKeyArray,
     ):
         """**Arguments:**
@@ -260,7 +266,8 @@ class PPONetwork(AbstractActorCritic):
         - `critic_width`, `critic_hidden`: the critic's, if different from the actor's
             (`None`: the same; Optim4RL's Ant runs use a 32 x 4 policy and a 64 x 5 value
             net).
-        - `activation`: `"relu"` or `"tanh"`.
+        - `activation`: `"relu"`, `"tanh"` or `"swish"` (`x * sigmoid(x)`, Brax's PPO
+            default).
         - `key`: PRNG key.
         """
         _activation(activation)
