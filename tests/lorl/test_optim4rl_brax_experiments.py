@@ -107,3 +107,24 @@ def test_from_scratch_ant_end_to_end(tmp_path):
     assert "Optim4RL" in res["evaluation"] and len(res["evaluation"]) == 2
     assert (run / "optimizers" / "meta-optim4rl.eqx").is_file()
     assert "7088 ± 178" in (run / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_networks_use_the_reference_swish_and_tanh_stays_selectable(name, tmp_path):
+    """Meta-training and evaluation build the same 32 x 4 / 64 x 5 networks with Brax's
+    default swish (the Optim4RL reference code), or tanh on request."""
+    e = ex.get_experiment(name)
+    for overrides, activation in (([], "swish"), (["activation=tanh"], "tanh")):
+        c = runs.apply_overrides(e.config("cpu"), overrides)
+        assert c.activation == activation
+        agent = ob._ppo_config(c.meta, c.activation)
+        assert agent.activation == activation
+        assert (agent.width, agent.n_hidden, agent.critic_width, agent.critic_hidden) == (
+            32, 4, 64, 5
+        )  # fmt: skip
+        run_dir = runs.RunDir.create(tmp_path / activation, experiment=name, scale="cpu", config=c)
+        evals = ob._evals(run_dir, c.eval, c.activation)
+        assert evals.overrides["activation"] == activation
+        assert evals.overrides["critic_hidden"] == 5
+    with pytest.raises(runs.ConfigError, match="allowed values"):
+        runs.apply_overrides(e.config("cpu"), ["activation=gelu"])

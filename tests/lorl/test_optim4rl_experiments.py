@@ -1,9 +1,11 @@
 """The Optim4RL experiment presets: configs at both scales, the paper's values, overrides
 down to seconds, validation before compute, and (slow) a real end-to-end run."""
 
+import importlib.util
 import json
 import re
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -131,3 +133,106 @@ def test_from_scratch_end_to_end(tmp_path):
         ],
     )
     assert out.exit_code == 0, out.output
+
+
+# ------------------------------------------------------------------ glue of every experiment
+
+BRAX_NAMES = ("optim4rl/from-scratch-ant", "optim4rl/pipeline-ablation-brax")
+HAS_BRAX = importlib.util.find_spec("brax") is not None
+
+
+def _fake_meta_train(self, optimizer, *, seed, checkpoint_dir=None, log_dir=None, **kwargs):
+    """Stands in for both meta-gradient trainers' `train`: the initial optimizer back, a
+    meta-loss history that falls from 1 to 0."""
+    import types
+
+    n = self.config.n_meta_steps
+    history = [{"meta_iteration": i, "meta_loss": 1.0 - i / max(n - 1, 1)} for i in range(n)]
+    state = types.SimpleNamespace(n_nonfinite=0)
+    return types.SimpleNamespace(optimizer=optimizer, state=state, history=history)
+
+
+def _fake_evaluate(optimizer, env, *, seeds, timesteps=None, agent_overrides=None, label=None,
+                   on_nonfinite="raise", **kwargs):  # fmt: skip
+    """Stands in for `lorl.evaluation.evaluate`: returns that depend on the label and the
+    hyperparameter overrides (so each table cell differs), on 4 updates."""
+    from lorl.evaluation import EvaluationResult
+
+    name = label if label is not None else f"{optimizer} (tuned)"
+    overrides = dict(agent_overrides or {})
+    base = 1.0 + (sum(map(ord, name + repr(sorted(overrides.items())))) % 13) / 13
+    returns = base + 0.1 * np.arange(len(seeds) * 4, dtype=float).reshape(len(seeds), 4)
+    return EvaluationResult(
+        env=env,
+        optimizer=name,
+        agent="ppo" if env in ("ant", "humanoid") else "a2c",
+        seeds=tuple(seeds),
+        final_returns=returns[:, -1],
+        steps=np.arange(1, 5) * 100,
+        returns=returns,
+        first_nonfinite_update=np.full(len(seeds), -1),
+        timesteps=timesteps or 400,
+        seconds=0.0,
+        agent_config=overrides,
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    # The Brax meta-training experiments build Ant (a minute and more on a loaded CPU).
+    NAMES + tuple(pytest.param(n, marks=pytest.mark.slow) for n in BRAX_NAMES),
+)
+def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, monkeypatch):
+    """Each cpu scale's stages, saved optimizers, results and report with the compute
+    replaced by stubs (meta-training returns its initial optimizer, evaluations fixed
+    returns): the glue between meta-training, evaluation, results.json and report.md, in
+    seconds."""
+    if (name in BRAX_NAMES or "brax" in name) and not HAS_BRAX:
+        pytest.skip("needs brax")
+    import lorl.evaluation as ev
+    import lorl_meta as lm
+
+    monkeypatch.setattr(lm.MetaGradientTrainer, "train", _fake_meta_train)
+    monkeypatch.setattr(lm.PPOMetaGradientTrainer, "train", _fake_meta_train)
+    monkeypatch.setattr(ev, "evaluate", _fake_evaluate)
+    exp = ex.get_experiment(name)
+    config = exp.config("cpu")
+    assert exp.validate is not None
+    exp.validate(config)
+    run_dir = runs.RunDir.create(tmp_path, experiment=name, scale="cpu", config=config)
+    results = exp.run(config, run_dir)
+    run_dir.write_results(results)
+    run_dir.write_report(exp.report(run_dir))
+    stored = json.loads((run_dir.path / "results.json").read_text())
+    report = (run_dir.path / "report.md").read_text()
+    assert exp.reproduces.split(" (")[0].split(";")[0] in report
+    assert "## Meta-training" in report and "1 → 0" in report  # the stub's meta-loss
+    for stage, meta in stored["meta"].items():
+        assert meta["optimizer_path"] == f"optimizers/meta-{stage}.eqx"
+        assert (run_dir.path / meta["optimizer_path"]).is_file()
+    # every evaluation's mean ± s.e. stands in the report
+    from lorl._report import mean_se
+
+    def leaves(d):
+        if "final_returns" in d:
+            yield d
+        else:
+            for v in d.values():
+                yield from leaves(v)
+
+    evals = list(leaves(stored["evaluation"]))
+    assert evals
+    for r in evals:
+        assert mean_se(r["final_returns"]).split(" ± ")[0] in report, (r["optimizer"], report)
+    expected = {
+        "optim4rl/from-scratch-small_dense_short": ["11.31 ± 0.07", "adam (tuned)"],
+        "optim4rl/from-scratch-big_dense_long": ["23.14 ± 0.33", "rmsprop (tuned)"],
+        "optim4rl/pipeline-ablation": ["11.31 ± 0.07", "11.15 ± 0.10", "without pipeline"],
+        "optim4rl/inductive-bias-ablation": ["LinearOptim", "L2LGD2", "fails (Fig. 4)"],
+        "optim4rl/generalisation-brax": ["PPO on ant", "7088 ± 178", "Optim4RL"],
+        "optim4rl/robustness": ["11.51 ± 0.11", "11.01 ± 0.09", "10.81 ± 0.10", "12.47 ± 0.08"],
+        "optim4rl/from-scratch-ant": ["7088 ± 178", "PPO on ant", "rmsprop (tuned)"],
+        "optim4rl/pipeline-ablation-brax": ["7088 ± 178", "5603 ± 631", "PPO on ant"],
+    }[name]
+    for text in expected:
+        assert text in report, (text, report)

@@ -490,40 +490,32 @@ def _grid_run(cfg: GridworldConfig, run_dir: RunDir) -> dict[str, Any]:
     optimizers: dict[str, Any] = {"open": opt} | {b: b for b in cfg.evaluation.baselines}
     widths: dict[str, Any] = {}
     lengths: dict[str, Any] = {}
+
+    def every_optimizer(e: str, axis: str, setting: Any, a: la.PPOConfig) -> dict[str, Any]:
+        return {
+            name: oc.evaluate_stage(
+                run_dir,
+                oc.stage_name("eval", e, axis, setting, name),
+                o,
+                e,
+                seeds=seeds,
+                agent=a,
+                label=name,
+            )
+            for name, o in optimizers.items()
+        }
+
     for e in cfg.eval_envs:
         widths[e], lengths[e] = {}, {}
         for w in cfg.widths:
-            a = dataclasses.replace(agent, width=w)
-            widths[e][str(w)] = {
-                name: oc.evaluate_stage(
-                    run_dir,
-                    oc.stage_name("eval", e, "w", w, name),
-                    o,
-                    e,
-                    seeds=seeds,
-                    agent=a,
-                    label=name,
-                )
-                for name, o in optimizers.items()
-            }
+            widths[e][str(w)] = every_optimizer(e, "w", w, dataclasses.replace(agent, width=w))
         for f in cfg.length_factors:
             a = _scaled(agent, f)
             key = str(a.steps_per_run)
             if a.width in cfg.widths and a.steps_per_run == agent.steps_per_run:
                 lengths[e][key] = widths[e][str(a.width)]
                 continue
-            lengths[e][key] = {
-                name: oc.evaluate_stage(
-                    run_dir,
-                    oc.stage_name("eval", e, "T", key, name),
-                    o,
-                    e,
-                    seeds=seeds,
-                    agent=a,
-                    label=name,
-                )
-                for name, o in optimizers.items()
-            }
+            lengths[e][key] = every_optimizer(e, "T", key, a)
     return {
         "es": es,
         "widths": widths,

@@ -23,6 +23,7 @@ import lorl_optim as lo
 
 from ..runs import ConfigError, RunDir
 from ..sharding import check_divisible
+from ._optim4rl_shared import stage_name as stage_name  # one rule for stage names
 
 # --------------------------------------------------------------------------- config pieces
 
@@ -450,12 +451,6 @@ def train_seeds(
     record = eval_record(out["final"], steps, out["curve"], out["bad"])
     record["dormancy"] = np.asarray(out["dormancy"], np.float64)
     return record
-
-
-def stage_name(*parts: Any) -> str:
-    """A stage name from parts (`eval-breakout-open`)."""
-    text = "-".join(str(p) for p in parts)
-    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
 
 
 # --------------------------------------------------------------------------- reporting

@@ -10,12 +10,24 @@ numbers beside ours.
 """
 
 import dataclasses
-import pathlib
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from ..runs import ConfigError, RunDir
+from ._optim4rl_shared import (
+    Evals,
+    check_brax_envs,
+    check_units,
+    device_mesh,
+    meta_stage,
+    optimizer_file,
+    pipeline_sections,
+    report,
+    run_learned_vs_baselines,
+    run_pipeline_ablation,
+    seed_list,
+    stage_name,
+)
 from ._registry import Experiment, register
 
 LPG = Literal[
@@ -172,17 +184,12 @@ def meta_train(
     The stage's stored result: `optimizer_path` (relative to the run folder), `seconds`,
     and the meta-training history (meta-loss and training returns every few iterations).
     """
-    if meta.optimizer_path is not None:
-        return {"optimizer_path": meta.optimizer_path, "seconds": 0.0, "history": []}
 
-    def compute() -> dict[str, Any]:
+    def build() -> tuple[Any, Any, int, Mapping[str, Any]]:
         import lorl_agents as la
         import lorl_gridworlds as lg
         import lorl_meta as lm
 
-        from ..evaluation import save_optimizer
-
-        start = time.perf_counter()
         tasks = []
         for env in envs:
             reward_scale = lg.LPG_SPECS[env].multitask_reward_scale if len(envs) > 1 else 1.0
@@ -222,81 +229,16 @@ def meta_train(
             checkpoint_every=min(meta.checkpoint_every, meta.steps),
         )
         kwargs = _learned_kwargs(envs[0])
-        import jax
+        # units sharded over devices
+        trainer = lm.MetaGradientTrainer(config, tasks, mesh=device_mesh())
+        return trainer, _new_learned(kind, kwargs, meta.seed), meta.seed, kwargs
 
-        from ..sharding import local_mesh
-
-        mesh = local_mesh() if jax.device_count() > 1 else None  # units sharded over devices
-        trainer = lm.MetaGradientTrainer(config, tasks, mesh=mesh)
-        result = trainer.train(
-            _new_learned(kind, kwargs, meta.seed),
-            seed=meta.seed,
-            checkpoint_dir=run_dir.checkpoint_dir(stage),
-            log_dir=run_dir.metrics_dir(stage),
-            progress=True,
-        )
-        rel = pathlib.Path("optimizers") / f"{stage}.eqx"
-        save_optimizer(run_dir.path / rel, result.optimizer, **kwargs)
-        every = max(1, len(result.history) // 100)
-        history = [
-            {k: v for k, v in h.items() if isinstance(v, (int, float))}
-            for h in result.history[::every]
-        ]
-        return {
-            "optimizer_path": str(rel),
-            "seconds": time.perf_counter() - start,
-            "history": history,
-            "n_nonfinite_meta_steps": int(result.state.n_nonfinite),
-        }
-
-    return run_dir.stage(stage, compute)
+    return meta_stage(run_dir, stage, meta.optimizer_path, build)
 
 
-def optimizer_file(run_dir: RunDir, stored: Mapping[str, Any]) -> str:
-    """The absolute path of a meta-training stage's saved optimizer."""
-    p = pathlib.Path(stored["optimizer_path"])
-    return str(p if p.is_absolute() or p.exists() else run_dir.path / p)
-
-
-def evaluate_stage(
-    run_dir: RunDir,
-    stage: str,
-    optimizer: Any,
-    env: str,
-    *,
-    seeds: Sequence[int],
-    timesteps: int | None = None,
-    agent: Any = None,
-    agent_overrides: Mapping[str, Any] | None = None,
-    label: str | None = None,
-    on_nonfinite: Literal["raise", "record"] = "record",
-) -> Any:
-    """One `lorl.evaluation.evaluate` call as a cached stage; returns its
-    `lorl.evaluation.EvaluationResult`."""
-    from ..evaluation import EvaluationResult, evaluate
-
-    def compute() -> dict[str, Any]:
-        return evaluate(
-            optimizer,
-            env,
-            seeds=seeds,
-            timesteps=timesteps,
-            agent=agent,
-            agent_overrides=agent_overrides,
-            label=label,
-            on_nonfinite=on_nonfinite,
-            progress=True,
-        ).to_dict()
-
-    return EvaluationResult.from_dict(run_dir.stage(stage, compute))
-
-
-def _eval_seeds(ev: EvalConfig) -> list[int]:
-    return list(range(ev.first_seed, ev.first_seed + ev.seeds))
-
-
-def _a2c_overrides(ev: EvalConfig, **extra: Any) -> dict[str, Any]:
-    return {"n_envs": ev.n_envs, **extra}
+def _evals(run_dir: RunDir, ev: EvalConfig) -> Evals:
+    """The A2C evaluation protocol of `ev` (fresh seeds, `ev.n_envs` environments)."""
+    return Evals(run_dir, seed_list(ev.seeds, ev.first_seed), ev.timesteps, {"n_envs": ev.n_envs})
 
 
 def _validate_lpg(envs: Sequence[str]) -> None:
@@ -307,23 +249,6 @@ def _validate_lpg(envs: Sequence[str]) -> None:
             raise ConfigError(
                 f"{env!r} is not an Optim4RL gridworld; choose from {', '.join(lg.LPG_NAMES)}"
             )
-
-
-def _validate_units(meta: MetaConfig) -> None:
-    # Units are vmapped in one program per task; with several devices the trainers'
-    # sharding (lorl_meta) splits them, so they must divide evenly.
-    import jax
-
-    from ..sharding import check_divisible
-
-    if jax.device_count() > 1:
-        check_divisible(meta.units, "meta.units (training units)")
-
-
-def _results_from(stored: Mapping[str, Any]) -> dict[str, Any]:
-    from ..evaluation import EvaluationResult
-
-    return {k: EvaluationResult.from_dict(v) for k, v in stored.items()}
 
 
 # ------------------------------------------------------ Fig. 4: learning from scratch
@@ -357,89 +282,29 @@ _LABEL = {"optim4rl": "Optim4RL", "linear_optim": "LinearOptim", "l2lgd2": "L2LG
 
 
 def _run_from_scratch(config: FromScratchConfig, run_dir: RunDir) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    def train(stage: str, kind: str) -> dict[str, Any]:
+        return meta_train(run_dir, stage, kind=kind, envs=[config.env], meta=config.meta)
 
-    seeds = _eval_seeds(config.eval)
-    out: dict[str, Any] = {"env": config.env, "meta": {}, "evaluation": {}}
-    steps = [("meta", k) for k in config.learned] + [("eval", k) for k in config.learned]
-    steps += [("baseline", b) for b in config.eval.baselines]
-    for what, name in tqdm(steps, desc=run_dir.experiment, unit="stage"):
-        if what == "meta":
-            out["meta"][name] = meta_train(
-                run_dir, f"meta-{name}", kind=name, envs=[config.env], meta=config.meta
-            )
-        elif what == "eval":
-            r = evaluate_stage(
-                run_dir,
-                f"eval-{name}",
-                optimizer_file(run_dir, out["meta"][name]),
-                config.env,
-                seeds=seeds,
-                timesteps=config.eval.timesteps,
-                agent_overrides=_a2c_overrides(config.eval),
-                label=_LABEL[name],
-            )
-            out["evaluation"][_LABEL[name]] = r.to_dict()
-        else:
-            r = evaluate_stage(
-                run_dir,
-                f"eval-{name}",
-                name,
-                config.env,
-                seeds=seeds,
-                timesteps=config.eval.timesteps,
-                agent_overrides=_a2c_overrides(config.eval),
-            )
-            out["evaluation"][r.optimizer] = r.to_dict()
-    return out
+    learned = {k: _LABEL[k] for k in config.learned}
+    evals = _evals(run_dir, config.eval)
+    return run_learned_vs_baselines(
+        run_dir, config.env, learned, train, evals, config.eval.baselines
+    )
 
 
 def _report_from_scratch(run_dir: RunDir) -> str:
-    from .._report import evaluation_section, header
-
     res = run_dir.load_results()
-    exp = _experiment(run_dir)
     env = res["env"]
     paper = {"Optim4RL": PAPER_OPTIM4RL.get(env, "–")}
     paper |= {"LinearOptim": "fails (Fig. 4)", "L2LGD2": "fails (Fig. 4)"}
     paper |= {k: "on par with Optim4RL (Fig. 4, no number)" for k in res["evaluation"] if "(" in k}
-    md = header(run_dir, exp.summary, exp.reproduces)
-    md += _meta_summary(res["meta"])
-    md += evaluation_section(
-        run_dir,
-        f"Evaluation on {env}",
-        _results_from(res["evaluation"]),
-        plot_name=env,
-        paper=paper,
-        paper_source="Optim4RL Table 1 / Fig. 4",
-    )
-    return md
-
-
-def _meta_summary(meta: Mapping[str, Any]) -> str:
-    lines = [
-        "## Meta-training",
-        "",
-        "| optimizer | seconds | meta-loss (first → last) |",
-        "|---|---:|---|",
-    ]
-    for name, m in meta.items():
-        h = m.get("history") or []
-        losses = [x.get("meta_loss") for x in h if isinstance(x.get("meta_loss"), float)]
-        trend = f"{losses[0]:.4g} → {losses[-1]:.4g}" if losses else "(loaded, not trained)"
-        lines.append(f"| {name} | {m.get('seconds', 0):.0f} | {trend} |")
-    return "\n".join(lines) + "\n\n"
-
-
-def _experiment(run_dir: RunDir) -> Experiment:
-    from ._registry import get_experiment
-
-    return get_experiment(run_dir.experiment)
+    section = (f"Evaluation on {env}", res["evaluation"], env, paper)
+    return report(run_dir, [section], paper_source="Optim4RL Table 1 / Fig. 4")
 
 
 def _validate_from_scratch(config: FromScratchConfig) -> None:
     _validate_lpg([config.env])
-    _validate_units(config.meta)
+    check_units(config.meta.units)
     if not config.learned:
         raise ConfigError("learned: name at least one learned optimizer")
 
@@ -536,75 +401,29 @@ class PipelineAblationConfig:
 
 
 def _run_pipeline(config: PipelineAblationConfig, run_dir: RunDir) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
-    seeds = _eval_seeds(config.eval)
-    out: dict[str, Any] = {"envs": list(config.envs), "meta": {}, "evaluation": {}}
-    jobs = [(env, p) for env in config.envs for p in (True, False)]
-    for env, pipeline in tqdm(jobs, desc=run_dir.experiment, unit="variant"):
-        tag = f"{env}-{'pipeline' if pipeline else 'no-pipeline'}"
+    def train(stage: str, env: str, pipeline: bool) -> dict[str, Any]:
         meta = dataclasses.replace(config.meta, pipeline=pipeline)
-        out["meta"][tag] = meta_train(
-            run_dir, f"meta-{tag}", kind="optim4rl", envs=[env], meta=meta
-        )
-        label = "with pipeline" if pipeline else "without pipeline"
-        r = evaluate_stage(
-            run_dir,
-            f"eval-{tag}",
-            optimizer_file(run_dir, out["meta"][tag]),
-            env,
-            seeds=seeds,
-            timesteps=config.eval.timesteps,
-            agent_overrides=_a2c_overrides(config.eval),
-            label=label,
-        )
-        out["evaluation"].setdefault(env, {})[label] = r.to_dict()
-    for env in config.envs:
-        for b in config.eval.baselines:
-            r = evaluate_stage(
-                run_dir,
-                f"eval-{env}-{b}",
-                b,
-                env,
-                seeds=seeds,
-                timesteps=config.eval.timesteps,
-                agent_overrides=_a2c_overrides(config.eval),
-            )
-            out["evaluation"][env][r.optimizer] = r.to_dict()
-    return out
+        return meta_train(run_dir, stage, kind="optim4rl", envs=[env], meta=meta)
+
+    evals = _evals(run_dir, config.eval)
+    return run_pipeline_ablation(run_dir, config.envs, train, evals, config.eval.baselines)
 
 
 def _report_pipeline(run_dir: RunDir) -> str:
-    from .._report import evaluation_section, header
-
     res = run_dir.load_results()
-    exp = _experiment(run_dir)
-    md = header(
-        run_dir,
-        exp.summary,
-        exp.reproduces,
-        "The paper's Ant and Humanoid columns (7088 ± 178 vs 5603 ± 631; 7658 ± 282 vs "
-        "7053 ± 272) are the experiment optim4rl/pipeline-ablation-brax (PPO meta-gradients).",
+    sections = pipeline_sections(
+        res["evaluation"], "Evaluation on", PAPER_OPTIM4RL, PAPER_NO_PIPELINE
     )
-    md += _meta_summary(res["meta"])
-    for env, results in res["evaluation"].items():
-        md += evaluation_section(
-            run_dir,
-            f"Evaluation on {env}",
-            _results_from(results),
-            plot_name=f"pipeline_{env}",
-            paper={
-                "with pipeline": PAPER_OPTIM4RL.get(env, "–"),
-                "without pipeline": PAPER_NO_PIPELINE.get(env, "–"),
-            },
-            paper_source="Optim4RL Table 1",
-        )
-    return md
+    notes = (
+        "The paper's Ant and Humanoid columns (7088 ± 178 vs 5603 ± 631; 7658 ± 282 vs "
+        "7053 ± 272) are the experiment optim4rl/pipeline-ablation-brax (PPO meta-gradients)."
+    )
+    return report(run_dir, sections, notes=notes, paper_source="Optim4RL Table 1")
 
 
 def _validate_pipeline(config: PipelineAblationConfig) -> None:
     _validate_lpg(config.envs)
-    _validate_units(config.meta)
+    check_units(config.meta.units)
     if config.meta.optimizer_path is not None:
         raise ConfigError("meta.optimizer_path makes no sense here: both variants are trained")
 
@@ -682,55 +501,42 @@ def _run_generalisation(config: GeneralisationConfig, run_dir: RunDir) -> dict[s
     }
     learned = load_optimizer(optimizer_file(run_dir, out["meta"]["optim4rl"]))
     scaled = lm.LRScaled(learned, config.agent_lr / learned.learning_rate)  # pyright: ignore[reportAttributeAccessIssue]
-    seeds = list(range(config.first_seed, config.first_seed + config.seeds))
+    seeds = seed_list(config.seeds, config.first_seed)
     overrides = {"n_envs": config.n_envs, "n_minibatches": config.n_minibatches}
+    evals = Evals(run_dir, seeds, config.timesteps, overrides)
     jobs = [(env, o) for env in config.brax_envs for o in ("optim4rl", *config.baselines)]
     for env, opt in tqdm(jobs, desc=run_dir.experiment, unit="run"):
-        r = evaluate_stage(
-            run_dir,
-            f"eval-{env}-{opt.replace(':', '_')}",
-            scaled if opt == "optim4rl" else opt,
+        learned_opt = opt == "optim4rl"
+        label, r = evals(
+            stage_name("eval", env, opt),
+            scaled if learned_opt else opt,
             env,
-            seeds=seeds,
-            timesteps=config.timesteps,
-            agent_overrides=overrides,
-            label="Optim4RL" if opt == "optim4rl" else None,
+            "Optim4RL" if learned_opt else None,
         )
-        out["evaluation"].setdefault(env, {})[r.optimizer] = r.to_dict()
+        out["evaluation"].setdefault(env, {})[label] = r
     return out
 
 
 def _report_generalisation(run_dir: RunDir) -> str:
-    from .._report import evaluation_section, header
-
     res = run_dir.load_results()
-    exp = _experiment(run_dir)
-    md = header(
-        run_dir,
-        exp.summary,
-        exp.reproduces,
+    notes = (
         f"Meta-trained on {', '.join(res['train_envs'])}. The paper reports curves only "
         "(Figs. 5-7); Table 1 gives Optim4RL (meta-trained in Ant itself) 7088 ± 178 in Ant "
-        "and 7658 ± 282 in Humanoid for scale.",
+        "and 7658 ± 282 in Humanoid for scale."
     )
-    md += _meta_summary(res["meta"])
-    for env, results in res["evaluation"].items():
-        md += evaluation_section(
-            run_dir, f"PPO on {env}", _results_from(results), plot_name=f"brax_{env}"
-        )
-    return md
+    sections = [
+        (f"PPO on {env}", results, f"brax_{env}", None)
+        for env, results in res["evaluation"].items()
+    ]
+    return report(run_dir, sections, notes=notes)
 
 
 def _validate_generalisation(config: GeneralisationConfig) -> None:
-    import lorl_agents as la
-
     from ..evaluation import require_brax
 
     _validate_lpg(config.train_envs)
-    _validate_units(config.meta)
-    for env in config.brax_envs:
-        if env not in la.BRAX_ENVS:
-            raise ConfigError(f"{env!r} is not a Brax task; choose from {', '.join(la.BRAX_ENVS)}")
+    check_units(config.meta.units)
+    check_brax_envs(config.brax_envs)
     require_brax("optim4rl/generalisation-brax")
     if (config.n_envs * 10) % config.n_minibatches:
         raise ConfigError("n_envs * 10 (PPO rollout) must divide into n_minibatches")
@@ -856,30 +662,20 @@ def _run_robustness(config: RobustnessConfig, run_dir: RunDir) -> dict[str, Any]
         )
     }
     path = optimizer_file(run_dir, out["meta"]["optim4rl"])
+    evals = _evals(run_dir, config.eval)
     jobs = [(h, v) for h in ("lam", "ent_coef", "gamma") for v in getattr(config, h)]
     for h, v in tqdm(jobs, desc=run_dir.experiment, unit="setting"):
-        r = evaluate_stage(
-            run_dir,
-            f"eval-{h}-{v:g}",
-            path,
-            config.env,
-            seeds=_eval_seeds(config.eval),
-            timesteps=config.eval.timesteps,
-            agent_overrides=_a2c_overrides(config.eval, **{h: v}),
-            label=f"{h}={v:g}",
-        )
-        out["evaluation"].setdefault(h, {})[f"{v:g}"] = r.to_dict()
+        _, r = evals(f"eval-{h}-{v:g}", path, config.env, f"{h}={v:g}", **{h: v})
+        out["evaluation"].setdefault(h, {})[f"{v:g}"] = r
     return out
 
 
 def _report_robustness(run_dir: RunDir) -> str:
-    from .._report import header, mean_se
+    from .._report import mean_se
 
     res = run_dir.load_results()
-    exp = _experiment(run_dir)
     env = res["env"]
-    md = header(run_dir, exp.summary, exp.reproduces)
-    md += _meta_summary(res["meta"])
+    md = report(run_dir, [])
     names = {"lam": "lambda (Table 8)", "ent_coef": "entropy weight (Table 9)"}
     names["gamma"] = "discount (Table 10)"
     for h, values in res["evaluation"].items():
@@ -894,7 +690,7 @@ def _report_robustness(run_dir: RunDir) -> str:
 
 def _validate_robustness(config: RobustnessConfig) -> None:
     _validate_lpg([config.env])
-    _validate_units(config.meta)
+    check_units(config.meta.units)
     for h in ("lam", "ent_coef", "gamma"):
         for v in getattr(config, h):
             if not 0 <= v <= 1:

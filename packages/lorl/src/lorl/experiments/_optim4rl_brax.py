@@ -8,15 +8,26 @@ optimizer is saved in `optimizers/<stage>.eqx` and evaluated with
 """
 
 import dataclasses
-import pathlib
-import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from ..runs import ConfigError, RunDir
-from ._optim4rl import _experiment, _meta_summary, _results_from, evaluate_stage, optimizer_file
+from ._optim4rl_shared import (
+    Evals,
+    check_brax_envs,
+    check_units,
+    device_mesh,
+    meta_stage,
+    pipeline_sections,
+    report,
+    run_learned_vs_baselines,
+    run_pipeline_ablation,
+    seed_list,
+)
 from ._registry import Experiment, register
 
 BraxTask = Literal["ant", "humanoid"]
+Activation = Literal["swish", "tanh", "relu"]
 
 #: Optim4RL Table 1 (10 runs, mean ± s.e.): Optim4RL meta-trained in the task itself.
 PAPER_BRAX_PIPELINE = {"ant": "7088 ± 178", "humanoid": "7658 ± 282"}
@@ -119,7 +130,8 @@ class BraxEvalConfig:
 #: uses (a 32 x 4 policy, a 256 x 5 value net), with the value net shrunk to 64 x 5 for
 #: training Optim4RL from scratch (Appendix C.3: "The hidden sizes of the value network
 #: are changed from [256, 256, 256, 256, 256] to [64, 64, 64, 64, 64]"). The activation
-#: stays OPEN's tanh for Ant (Brax's default is swish, which PPONetwork does not offer).
+#: is an experiment field (`activation`), by default Brax's swish as in the reference
+#: (`brax.training.agents.ppo.networks.make_ppo_networks`: `activation=linen.swish`).
 OPTIM4RL_BRAX_NETWORKS: dict[str, int] = {
     "width": 32,
     "n_hidden": 4,
@@ -128,7 +140,7 @@ OPTIM4RL_BRAX_NETWORKS: dict[str, int] = {
 }
 
 
-def _ppo_config(meta: BraxMetaConfig) -> Any:
+def _ppo_config(meta: BraxMetaConfig, activation: str) -> Any:
     import lorl_agents as la
 
     # OPEN Table 3's Ant PPO with Optim4RL's networks and the meta-training batch. Its run
@@ -140,11 +152,14 @@ def _ppo_config(meta: BraxMetaConfig) -> Any:
         n_minibatches=meta.n_minibatches,
         n_epochs=meta.n_epochs,
         total_timesteps=batch * meta.reset_interval * meta.inner_updates,
+        activation=activation,
         **OPTIM4RL_BRAX_NETWORKS,
     )
 
 
-def meta_train_brax(run_dir: RunDir, stage: str, *, env: str, meta: BraxMetaConfig) -> dict:
+def meta_train_brax(
+    run_dir: RunDir, stage: str, *, env: str, meta: BraxMetaConfig, activation: str = "swish"
+) -> dict:
     """Meta-train Optim4RL through PPO in the Brax task `env` (one resumable stage).
 
     **Arguments:**
@@ -153,28 +168,25 @@ def meta_train_brax(run_dir: RunDir, stage: str, *, env: str, meta: BraxMetaConf
     - `stage`: the stage name (checkpoints, metrics and `optimizers/<stage>.eqx`).
     - `env`: the Brax task.
     - `meta`: the `BraxMetaConfig`.
+    - `activation`: the PPO networks' hidden activation.
 
     **Returns:**
 
     `optimizer_path` (relative to the run folder), `seconds`, a thinned `history`,
     `n_nonfinite_meta_steps`.
     """
-    if meta.optimizer_path is not None:
-        return {"optimizer_path": meta.optimizer_path, "seconds": 0.0, "history": []}
 
-    def compute() -> dict[str, Any]:
+    def build() -> tuple[Any, Any, int, Mapping[str, Any]]:
         import jax
 
         import lorl_agents as la
         import lorl_meta as lm
         import lorl_optim as lo
 
-        from ..evaluation import save_optimizer
-        from ..sharding import local_mesh
-
-        start = time.perf_counter()
         env_obj, params = la.make_env(env)
-        task = lm.PPOMetaTask(env, env_obj, params, la.PPO(_ppo_config(meta)), n_units=meta.units)
+        task = lm.PPOMetaTask(
+            env, env_obj, params, la.PPO(_ppo_config(meta, activation)), n_units=meta.units
+        )
         config = lm.PPOMetaGradientConfig(
             n_meta_steps=meta.steps,
             n_inner=meta.inner_updates,
@@ -185,50 +197,24 @@ def meta_train_brax(run_dir: RunDir, stage: str, *, env: str, meta: BraxMetaConf
             outer_loss=meta.outer_loss,
             checkpoint_every=min(meta.checkpoint_every, meta.steps),
         )
-        mesh = local_mesh() if jax.device_count() > 1 else None
-        trainer = lm.PPOMetaGradientTrainer(config, task, mesh=mesh)
+        trainer = lm.PPOMetaGradientTrainer(config, task, mesh=device_mesh())
         optimizer = lo.Optim4RL(meta.agent_lr, key=jax.random.key(meta.seed))
-        result = trainer.train(
-            optimizer,
-            seed=meta.seed,
-            checkpoint_dir=run_dir.checkpoint_dir(stage),
-            log_dir=run_dir.metrics_dir(stage),
-            progress=True,
-        )
-        rel = pathlib.Path("optimizers") / f"{stage}.eqx"
-        save_optimizer(run_dir.path / rel, result.optimizer, learning_rate=meta.agent_lr)
-        every = max(1, len(result.history) // 100)
-        history = [
-            {k: v for k, v in h.items() if isinstance(v, (int, float))}
-            for h in result.history[::every]
-        ]
-        return {
-            "optimizer_path": str(rel),
-            "seconds": time.perf_counter() - start,
-            "history": history,
-            "n_nonfinite_meta_steps": int(result.state.n_nonfinite),
-        }
+        return trainer, optimizer, meta.seed, {"learning_rate": meta.agent_lr}
 
-    return run_dir.stage(stage, compute)
+    return meta_stage(run_dir, stage, meta.optimizer_path, build)
 
 
-def _eval_seeds(ev: BraxEvalConfig) -> list[int]:
-    return list(range(ev.first_seed, ev.first_seed + ev.seeds))
-
-
-def _overrides(ev: BraxEvalConfig) -> dict[str, Any]:
-    return {"n_envs": ev.n_envs, "n_minibatches": ev.n_minibatches, **OPTIM4RL_BRAX_NETWORKS}
+def _evals(run_dir: RunDir, ev: BraxEvalConfig, activation: str) -> Evals:
+    """The PPO evaluation protocol of `ev`, with Optim4RL's Brax networks."""
+    overrides = {"n_envs": ev.n_envs, "n_minibatches": ev.n_minibatches}
+    overrides |= {**OPTIM4RL_BRAX_NETWORKS, "activation": activation}
+    return Evals(run_dir, seed_list(ev.seeds, ev.first_seed), ev.timesteps, overrides)
 
 
 def _validate_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalConfig) -> None:
-    import lorl_agents as la
-
     from ..evaluation import require_brax
-    from ..sharding import check_divisible
 
-    for env in envs:
-        if env not in la.BRAX_ENVS:
-            raise ConfigError(f"{env!r} is not a Brax task; choose from {', '.join(la.BRAX_ENVS)}")
+    check_brax_envs(envs)
     if (ev.n_envs * 10) % ev.n_minibatches:
         raise ConfigError(
             f"eval: n_envs * 10 (the PPO rollout) = {ev.n_envs * 10} does not divide into "
@@ -239,10 +225,7 @@ def _validate_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalCo
             f"eval.timesteps = {ev.timesteps} is less than one PPO update of "
             f"n_envs * 10 = {ev.n_envs * 10} steps"
         )
-    import jax
-
-    if jax.device_count() > 1:
-        check_divisible(meta.units, "meta.units (training units)")
+    check_units(meta.units)
     require_brax("optim4rl Brax meta-training")
 
 
@@ -258,66 +241,41 @@ class BraxFromScratchConfig:
 
     - `env`: the Brax task (`ant` in the paper).
     - `meta`, `eval`: `BraxMetaConfig`, `BraxEvalConfig`.
+    - `activation`: hidden activation of the PPO networks in meta-training and
+      evaluation (the reference: Brax's default, swish; `tanh`: OPEN's Ant networks).
     """
 
     env: BraxTask
     meta: BraxMetaConfig
     eval: BraxEvalConfig
+    activation: Activation = "swish"  # Optim4RL reference code: Brax PPO default (swish)
 
 
 def _run_from_scratch(config: BraxFromScratchConfig, run_dir: RunDir) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
-    seeds = _eval_seeds(config.eval)
-    out: dict[str, Any] = {"env": config.env, "meta": {}, "evaluation": {}}
-    jobs = ["meta", "optim4rl", *config.eval.baselines]
-    for job in tqdm(jobs, desc=run_dir.experiment, unit="stage"):
-        if job == "meta":
-            out["meta"]["optim4rl"] = meta_train_brax(
-                run_dir, "meta-optim4rl", env=config.env, meta=config.meta
-            )
-            continue
-        learned = job == "optim4rl"
-        r = evaluate_stage(
-            run_dir,
-            f"eval-{job.replace(':', '_')}",
-            optimizer_file(run_dir, out["meta"]["optim4rl"]) if learned else job,
-            config.env,
-            seeds=seeds,
-            timesteps=config.eval.timesteps,
-            agent_overrides=_overrides(config.eval),
-            label="Optim4RL" if learned else None,
+    def train(stage: str, kind: str) -> dict[str, Any]:
+        return meta_train_brax(
+            run_dir, stage, env=config.env, meta=config.meta, activation=config.activation
         )
-        out["evaluation"][r.optimizer] = r.to_dict()
-    return out
+
+    evals = _evals(run_dir, config.eval, config.activation)
+    return run_learned_vs_baselines(
+        run_dir, config.env, {"optim4rl": "Optim4RL"}, train, evals, config.eval.baselines
+    )
 
 
 def _report_from_scratch(run_dir: RunDir) -> str:
-    from .._report import evaluation_section, header
-
     res = run_dir.load_results()
-    exp = _experiment(run_dir)
     env = res["env"]
     paper = {"Optim4RL": PAPER_BRAX_PIPELINE.get(env, "–")}
     paper |= {k: "similar to Optim4RL (Fig. 4, no number)" for k in res["evaluation"] if "(" in k}
-    md = header(
-        run_dir,
-        exp.summary,
-        exp.reproduces,
-        "PPO networks as in Optim4RL's Brax runs: a 32 x 4 policy and a 64 x 5 value net "
-        "(tanh; the reference's Brax defaults use swish). Adam and RMSProp use the OPEN "
-        "paper's tuned Ant values.",
+    activation = run_dir.config_dict.get("activation", "tanh")  # older runs: tanh
+    notes = (
+        "PPO networks as in Optim4RL's Brax runs: a 32 x 4 policy and a 64 x 5 value net, "
+        f"{activation} (the reference's Brax defaults use swish). Adam and RMSProp use the "
+        "OPEN paper's tuned Ant values."
     )
-    md += _meta_summary(res["meta"])
-    md += evaluation_section(
-        run_dir,
-        f"PPO on {env}",
-        _results_from(res["evaluation"]),
-        plot_name=f"brax_{env}",
-        paper=paper,
-        paper_source="Optim4RL Table 1 / Fig. 4",
-    )
-    return md
+    section = (f"PPO on {env}", res["evaluation"], f"brax_{env}", paper)
+    return report(run_dir, [section], notes=notes, paper_source="Optim4RL Table 1 / Fig. 4")
 
 
 def _validate_from_scratch(config: BraxFromScratchConfig) -> None:
@@ -396,70 +354,35 @@ class BraxPipelineAblationConfig:
     - `envs`: Brax tasks (`ant`, `humanoid` in the paper).
     - `meta`: meta-training (`meta.pipeline` is ignored: both variants run).
     - `eval`: evaluation (`eval.baselines` are evaluated too).
+    - `activation`: hidden activation of the PPO networks (as in `BraxFromScratchConfig`).
     """
 
     envs: tuple[BraxTask, ...]
     meta: BraxMetaConfig
     eval: BraxEvalConfig
+    activation: Activation = "swish"  # Optim4RL reference code: Brax PPO default (swish)
 
 
 def _run_pipeline(config: BraxPipelineAblationConfig, run_dir: RunDir) -> dict[str, Any]:
-    from tqdm.auto import tqdm
-
-    seeds = _eval_seeds(config.eval)
-    out: dict[str, Any] = {"envs": list(config.envs), "meta": {}, "evaluation": {}}
-    jobs = [(env, p) for env in config.envs for p in (True, False)]
-    for env, pipeline in tqdm(jobs, desc=run_dir.experiment, unit="variant"):
-        tag = f"{env}-{'pipeline' if pipeline else 'no-pipeline'}"
+    def train(stage: str, env: str, pipeline: bool) -> dict[str, Any]:
         meta = dataclasses.replace(config.meta, pipeline=pipeline)
-        out["meta"][tag] = meta_train_brax(run_dir, f"meta-{tag}", env=env, meta=meta)
-        label = "with pipeline" if pipeline else "without pipeline"
-        r = evaluate_stage(
-            run_dir,
-            f"eval-{tag}",
-            optimizer_file(run_dir, out["meta"][tag]),
-            env,
-            seeds=seeds,
-            timesteps=config.eval.timesteps,
-            agent_overrides=_overrides(config.eval),
-            label=label,
-        )
-        out["evaluation"].setdefault(env, {})[label] = r.to_dict()
-    for env in config.envs:
-        for b in config.eval.baselines:
-            r = evaluate_stage(
-                run_dir,
-                f"eval-{env}-{b.replace(':', '_')}",
-                b,
-                env,
-                seeds=seeds,
-                timesteps=config.eval.timesteps,
-                agent_overrides=_overrides(config.eval),
-            )
-            out["evaluation"][env][r.optimizer] = r.to_dict()
-    return out
+        return meta_train_brax(run_dir, stage, env=env, meta=meta, activation=config.activation)
+
+    evals = _evals(run_dir, config.eval, config.activation)
+    return run_pipeline_ablation(run_dir, config.envs, train, evals, config.eval.baselines)
 
 
 def _report_pipeline(run_dir: RunDir) -> str:
-    from .._report import evaluation_section, header
-
     res = run_dir.load_results()
-    exp = _experiment(run_dir)
-    md = header(run_dir, exp.summary, exp.reproduces)
-    md += _meta_summary(res["meta"])
-    for env, results in res["evaluation"].items():
-        md += evaluation_section(
-            run_dir,
-            f"PPO on {env}",
-            _results_from(results),
-            plot_name=f"pipeline_{env}",
-            paper={
-                "with pipeline": PAPER_BRAX_PIPELINE.get(env, "–"),
-                "without pipeline": PAPER_BRAX_NO_PIPELINE.get(env, "–"),
-            },
-            paper_source="Optim4RL Table 1",
-        )
-    return md
+    sections = pipeline_sections(
+        res["evaluation"], "PPO on", PAPER_BRAX_PIPELINE, PAPER_BRAX_NO_PIPELINE
+    )
+    activation = run_dir.config_dict.get("activation", "tanh")  # older runs: tanh
+    notes = (
+        "PPO networks as in Optim4RL's Brax runs: a 32 x 4 policy and a 64 x 5 value net, "
+        f"{activation} (the reference's Brax defaults use swish)."
+    )
+    return report(run_dir, sections, notes=notes, paper_source="Optim4RL Table 1")
 
 
 def _validate_pipeline(config: BraxPipelineAblationConfig) -> None:

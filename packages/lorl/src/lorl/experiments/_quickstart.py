@@ -6,18 +6,14 @@ import time
 from typing import Any
 
 from ..runs import ConfigError, RunDir
-from ._optim4rl import (
-    PAPER_OPTIM4RL,
-    EvalConfig,
-    MetaConfig,
-    _a2c_overrides,
-    _eval_seeds,
-    _meta_summary,
-    _results_from,
-    _validate_units,
+from ._optim4rl import PAPER_OPTIM4RL, EvalConfig, MetaConfig, _evals, meta_train
+from ._optim4rl_shared import (
+    check_units,
     evaluate_stage,
-    meta_train,
+    meta_summary,
     optimizer_file,
+    results_from,
+    stage_name,
 )
 from ._registry import Experiment, register
 
@@ -73,7 +69,7 @@ def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]
     from tqdm.auto import tqdm
 
     phases: dict[str, float] = {}
-    seeds = _eval_seeds(config.eval)
+    evals = _evals(run_dir, config.eval)
     out: dict[str, Any] = {"env": config.env, "open_env": config.open_env}
     bar = tqdm(total=4 + len(config.eval.baselines), desc="quickstart", unit="phase")
     out["meta"] = {
@@ -91,19 +87,11 @@ def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]
         opt = optimizer_file(run_dir, out["meta"]["optim4rl"]) if name == "optim4rl" else name
 
         def one(opt: Any = opt, name: str = name) -> Any:
-            return evaluate_stage(
-                run_dir,
-                f"eval-{name.replace(':', '_')}",
-                opt,
-                config.env,
-                seeds=seeds,
-                timesteps=config.eval.timesteps,
-                agent_overrides=_a2c_overrides(config.eval),
-                label="Optim4RL (meta-trained here)" if name == "optim4rl" else None,
-            )
+            label = "Optim4RL (meta-trained here)" if name == "optim4rl" else None
+            return evals(stage_name("eval", name), opt, config.env, label)
 
-        r = _timed(phases, "A2C evaluation", one)
-        grid[r.optimizer] = r.to_dict()
+        label, r = _timed(phases, "A2C evaluation", one)
+        grid[label] = r
         bar.update(1)
     out["gridworld"] = grid
     minatar: dict[str, Any] = {}
@@ -113,7 +101,7 @@ def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]
         def one_ppo(opt: str = opt) -> Any:
             return evaluate_stage(
                 run_dir,
-                f"ppo-{opt.replace(':', '_')}",
+                stage_name("ppo", opt),
                 opt,
                 config.open_env,
                 seeds=open_seeds,
@@ -141,11 +129,11 @@ def _report_quickstart(run_dir: RunDir) -> str:
         "Optim4RL Fig. 4 / Table 1 (small_dense_short) and OPEN's published optimizer vs "
         "tuned Adam (OPEN Fig. 2) at minute scale",
     )
-    md += _meta_summary(res["meta"])
+    md += meta_summary(res["meta"])
     md += evaluation_section(
         run_dir,
         f"Optim4RL vs Adam and RMSProp on {res['env']}",
-        _results_from(res["gridworld"]),
+        results_from(res["gridworld"]),
         plot_name="gridworld",
         paper={
             k: (
@@ -160,7 +148,7 @@ def _report_quickstart(run_dir: RunDir) -> str:
     md += evaluation_section(
         run_dir,
         f"Published OPEN vs tuned Adam on {res['open_env']}",
-        _results_from(res["minatar"]),
+        results_from(res["minatar"]),
         plot_name="minatar",
         paper={
             k: (
@@ -187,7 +175,7 @@ def _validate_quickstart(config: QuickstartConfig) -> None:
 
     from ..evaluation import agent_config_for, env_spec
 
-    _validate_units(config.meta)
+    check_units(config.meta.units)
     if config.open_name not in lo.pretrained_open_names():
         raise ConfigError(
             f"open_name: no published OPEN optimizer {config.open_name!r}; "
@@ -271,7 +259,7 @@ def _report_evaluate(run_dir: RunDir) -> str:
     res = run_dir.load_results()
     md = header(run_dir, "lorl evaluate", "an evaluation of an optimizer against baselines")
     for env, results in res["evaluation"].items():
-        md += evaluation_section(run_dir, env, _results_from(results), plot_name=env)
+        md += evaluation_section(run_dir, env, results_from(results), plot_name=env)
     return md
 
 
