@@ -27,6 +27,7 @@ from ._optim4rl_shared import (
     run_pipeline_ablation,
     seed_list,
     stage_name,
+    trainer_settings,
 )
 from ._registry import Experiment, register
 
@@ -219,15 +220,7 @@ def meta_train(
                     agent_lr=_learned_kwargs(env)["learning_rate"] if len(envs) > 1 else None,
                 )
             )
-        config = lm.MetaGradientConfig(
-            n_meta_steps=meta.steps,
-            n_inner=meta.inner_updates,
-            reset_interval=meta.reset_interval,
-            pipeline=meta.pipeline,
-            meta_lr=meta.lr,
-            outer_loss=meta.outer_loss,
-            checkpoint_every=min(meta.checkpoint_every, meta.steps),
-        )
+        config = lm.MetaGradientConfig(**trainer_settings(meta))
         kwargs = _learned_kwargs(envs[0])
         # units sharded over devices
         trainer = lm.MetaGradientTrainer(config, tasks, mesh=device_mesh())

@@ -23,6 +23,7 @@ from ._optim4rl_shared import (
     run_learned_vs_baselines,
     run_pipeline_ablation,
     seed_list,
+    trainer_settings,
 )
 from ._registry import Experiment, register
 
@@ -188,14 +189,7 @@ def meta_train_brax(
             env, env_obj, params, la.PPO(_ppo_config(meta, activation)), n_units=meta.units
         )
         config = lm.PPOMetaGradientConfig(
-            n_meta_steps=meta.steps,
-            n_inner=meta.inner_updates,
-            reset_interval=meta.reset_interval,
-            pipeline=meta.pipeline,
-            meta_lr=meta.lr,
-            meta_grad_clip=meta.meta_grad_clip,
-            outer_loss=meta.outer_loss,
-            checkpoint_every=min(meta.checkpoint_every, meta.steps),
+            **trainer_settings(meta), meta_grad_clip=meta.meta_grad_clip
         )
         trainer = lm.PPOMetaGradientTrainer(config, task, mesh=device_mesh())
         optimizer = lo.Optim4RL(meta.agent_lr, key=jax.random.key(meta.seed))

@@ -72,6 +72,22 @@ def meta_stage(
     return run_dir.stage(stage, compute)
 
 
+def trainer_settings(meta: Any) -> dict[str, Any]:
+    """The `lorl_meta` meta-gradient config fields (`MetaGradientConfig`,
+    `PPOMetaGradientConfig`) of an experiment's meta-training config (`MetaConfig` or
+    `BraxMetaConfig`: `steps`, `inner_updates`, `reset_interval`, `pipeline`, `lr`,
+    `outer_loss`, `checkpoint_every`); checkpoints at least at the end."""
+    return {
+        "n_meta_steps": meta.steps,
+        "n_inner": meta.inner_updates,
+        "reset_interval": meta.reset_interval,
+        "pipeline": meta.pipeline,
+        "meta_lr": meta.lr,
+        "outer_loss": meta.outer_loss,
+        "checkpoint_every": min(meta.checkpoint_every, meta.steps),
+    }
+
+
 def device_mesh() -> Any:
     """The local device mesh the trainers shard units over, `None` on one device."""
     import jax
