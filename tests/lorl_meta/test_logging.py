@@ -1,8 +1,11 @@
-"""Metric files: JSONL and CSV rows, NaN handling, rewrite on resume, TensorBoard."""
+"""Metric files: JSONL and CSV rows, NaN handling, rewrite on resume, TensorBoard, W&B
+(with a fake `wandb` module)."""
 
 import csv
 import json
 import math
+import sys
+import types
 
 import pytest
 
@@ -33,3 +36,41 @@ def test_tensorboard_scalars(tmp_path):
     log.append({"step": 1, "meta_loss": 0.25})
     log.close()
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+class _FakeRun:
+    def __init__(self, kwargs):
+        self.kwargs = kwargs
+        self.logged: list[tuple[dict, int]] = []
+        self.finished = False
+
+    def log(self, data, step):
+        self.logged.append((data, step))
+
+    def finish(self):
+        self.finished = True
+
+
+def test_wandb_rows_go_to_a_run_started_with_the_given_arguments(tmp_path, monkeypatch):
+    runs = []
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kwargs: runs.append(_FakeRun(kwargs)) or runs[-1]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    log = lm.MetricsLog(tmp_path, wandb={"project": "p", "name": "n"})
+    log.reset([{"step": 1, "meta_loss": 1.0}])  # restored rows are not logged again
+    log.append({"step": 2, "meta_loss": 0.5, "task/return": float("nan"), "label": "x"})
+    log.append({"generation": 3, "ok": True})
+    log.close()
+    (run,) = runs
+    assert run.kwargs == {"project": "p", "name": "n"}
+    assert run.logged == [
+        ({"step": 2, "meta_loss": 0.5}, 2),  # NaN became null, strings are not scalars
+        ({"generation": 3, "ok": True}, 3),
+    ]
+    assert run.finished
+
+
+def test_wandb_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb raises ImportError
+    with pytest.raises(ImportError, match="pip install wandb"):
+        lm.MetricsLog(tmp_path, wandb={"project": "p"})

@@ -7,7 +7,8 @@
 - [`lorl_meta.ESTrainer`][]: OpenAI-ES on evosax `Open_ES` (OPEN, Section 5.2) with
   centred ranks, antithetic task sampling, common random numbers, validation.
 
-Both runs checkpoint with orbax-checkpoint and resume bit-identically on CPU.
+All runs checkpoint their whole state and resume bit-identically on CPU; a mesh may span
+the devices of several processes (`jax.distributed`).
 """
 
 from ._checkpoint import CheckpointMismatchError as CheckpointMismatchError

@@ -1,15 +1,33 @@
-"""Resumable runs: orbax-checkpoint snapshots of a trainer's state, with a config
-fingerprint that is checked before any compute is spent."""
+"""Resumable runs: snapshots of a trainer's state, with a config fingerprint that is
+checked before any compute is spent.
 
+Multi-process jobs (`jax.distributed`): every process keeps a full copy of the state in
+its own directory. `Checkpointer.save` gathers arrays that span several processes to
+every process (`jax.experimental.multihost_utils.process_allgather`, a collective: every
+process must save the same steps), and `Checkpointer.restore` places every leaf back with
+the sharding of the template (`jax.make_array_from_callback`), so a run resumes on any
+process layout.
+
+Storage: one directory per snapshot holding `arrays.npz` (every leaf's raw bytes) and
+JSON files, written under a temporary name and renamed when complete. Not
+orbax-checkpoint: its multi-process machinery writes one shared checkpoint collectively
+(process 0 writes replicated and host arrays, barriers span all processes), which does not
+fit a full copy per process directory; tried with orbax 0.12.8 (per-process
+`MultiprocessingOptions`): process 1 wrote no array data.
+"""
+
+import dataclasses
 import json
+import os
 import pathlib
+import shutil
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 from jaxtyping import PyTree
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -27,6 +45,46 @@ def describe_tree(tree: PyTree) -> list[str]:
     ]
 
 
+def _is_speed_only(field: dataclasses.Field) -> bool:
+    return bool(field.metadata.get("speed_only", False))
+
+
+def describe_static(tree: PyTree) -> str:
+    """Everything in `tree` that is not an array, as a deterministic string for a
+    fingerprint (array leaves print as `array`; their shapes are in
+    [`describe_tree`][lorl_meta._checkpoint.describe_tree]).
+
+    Fields of `eqx.Module`s declared with
+    `eqx.field(static=True, metadata={"speed_only": True})` (settings that change speed,
+    never results, e.g. a chunk size) are left out, at any depth, so a run can be resumed
+    after a pure speed change of its optimizer.
+
+    **Arguments:**
+
+    - `tree`: a pytree (e.g. a learned optimizer).
+
+    **Returns:**
+
+    A string such as `"Optim4RL(learning_rate=0.001, gru1=GRU(...))"`.
+    """
+    if eqx.is_array(tree):
+        return "array"
+    if isinstance(tree, eqx.Module):
+        parts = [
+            f"{f.name}={describe_static(getattr(tree, f.name))}"
+            for f in dataclasses.fields(tree)
+            if not _is_speed_only(f)
+        ]
+        return f"{type(tree).__qualname__}({', '.join(parts)})"
+    if isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
+        inner = ", ".join(describe_static(v) for v in tree)
+        return f"[{inner}]" if isinstance(tree, list) else f"({inner})"
+    if isinstance(tree, dict):
+        inner = ", ".join(f"{k!r}: {describe_static(v)}" for k, v in tree.items())
+        return "{" + inner + "}"
+    return eqx.tree_pformat(tree, width=10_000)
+
+
 def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
     lines = []
     for k in sorted(set(stored) | set(current)):
@@ -39,9 +97,44 @@ def _diff(stored: dict[str, Any], current: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _is_key(x: Any) -> bool:
+    return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_host(x: Any) -> np.ndarray:
+    """The full value of array `x` as NumPy on this process (PRNG keys as their key
+    data). Arrays spanning several processes are gathered (a collective)."""
+    if _is_key(x):
+        x = jax.random.key_data(x)
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+def _layout(x: Any) -> list[Any]:
+    """`[shape, dtype]` of a leaf as stored (PRNG keys as key data)."""
+    data = jax.random.key_data(x) if _is_key(x) else x
+    return [list(np.shape(data)), str(np.dtype(data.dtype))]
+
+
+def _place(value: np.ndarray, template: Any) -> Any:
+    """`value` as an array like `template`: the template's sharding if it spans several
+    devices, PRNG keys re-wrapped with the template's implementation."""
+    if _is_key(template):
+        data = _place(value, jax.random.key_data(template))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(template))
+    if isinstance(template, jax.Array) and len(template.sharding.device_set) > 1:
+        return jax.make_array_from_callback(value.shape, template.sharding, lambda i: value[i])
+    # One device: uncommitted, like a freshly created array (it may meet arrays of a
+    # multi-device mesh inside a jitted step).
+    return jnp.asarray(value)
+
+
 class Checkpointer:
-    """Snapshots of a pytree of arrays plus JSON-serialisable extras, every `every`
-    steps, in `directory` (an orbax `CheckpointManager`, synchronous saves).
+    """Snapshots of a pytree of arrays plus JSON-serialisable extras in `directory`
+    (synchronous saves; the newest `keep` snapshots are kept).
 
     The run's `fingerprint` (a JSON-serialisable dict: configuration, seed, shapes of the
     meta-parameters, ...) is written once to `directory/fingerprint.json`; opening the
@@ -49,8 +142,16 @@ class Checkpointer:
     [`lorl_meta.CheckpointMismatchError`][] (listing the differing entries) before
     anything else happens.
 
-    Orbax writes each step to a temporary directory and renames it when complete, so a
-    run killed while saving leaves the previous snapshot intact.
+    Every array leaf is stored exactly, whatever its dtype: zero-size leaves (Brax
+    environment states hold some) and PRNG key arrays (as their key data) included.
+
+    Each snapshot is written to a temporary directory and renamed when complete, so a run
+    killed while saving leaves the previous snapshot intact.
+
+    In a multi-process JAX job every process must open its own directory (e.g. the
+    `-process<i>` run folders of `lorl`) and call `latest_step`, `save` and `restore`
+    for the same steps: each process writes a full copy of the state (see the module
+    docstring).
     """
 
     def __init__(
@@ -72,33 +173,75 @@ class Checkpointer:
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(current, indent=1, sort_keys=True))
             tmp.replace(path)
-        self._manager = ocp.CheckpointManager(
-            self.directory / "steps",
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=keep, enable_async_checkpointing=False, create=True
-            ),
-        )
+        self._steps = self.directory / "steps"
+        self._steps.mkdir(exist_ok=True)
+        self._keep = keep
+
+    def _all_steps(self) -> list[int]:
+        return sorted(int(p.name) for p in self._steps.iterdir() if p.name.isdigit())
 
     def latest_step(self) -> int | None:
-        """The step of the newest complete snapshot, or `None`."""
-        return self._manager.latest_step()
+        """The step of the newest complete snapshot, or `None`.
+
+        In a multi-process job (a collective: call it on every process), the newest step
+        that every process holds, so a job killed while some processes had saved a
+        snapshot and others had not resumes consistently.
+        """
+        steps = set(self._all_steps())
+        if jax.process_count() == 1:
+            return max(steps) if steps else None
+        # Candidate: the smallest per-process newest step; every process must hold it.
+        newest = max(steps) if steps else -1
+        candidate = int(np.min(multihost_utils.process_allgather(np.int64(newest))))
+        if candidate < 0:
+            return None
+        held = multihost_utils.process_allgather(np.int64(candidate in steps))
+        if not np.all(held):
+            raise CheckpointMismatchError(
+                f"the processes of this job hold different checkpoint steps (process "
+                f"{jax.process_index()}: {sorted(steps)} in {self.directory}); no step is "
+                "held by all of them"
+            )
+        return candidate
 
     def save(self, step: int, tree: PyTree, extras: dict[str, Any]) -> None:
         """Save the array leaves of `tree` and the JSON `extras` as snapshot `step`."""
         leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
-        arrays = {f"{i:05d}": np.asarray(x) for i, x in enumerate(leaves)}
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                arrays=ocp.args.StandardSave(arrays), extras=ocp.args.JsonSave(extras)
-            ),
-            force=True,
-        )
-        self._manager.wait_until_finished()
+        layout = [_layout(x) for x in leaves]
+        host = [_to_host(x) for x in leaves]
+        final = self._steps / str(int(step))
+        tmp = self._steps / f".tmp-{int(step)}-{os.getpid()}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        # Raw bytes: exact for every dtype (bfloat16 too); zero-size leaves are empty.
+        raw = {
+            f"{i:05d}": np.ascontiguousarray(x).reshape(-1).view(np.uint8)
+            for i, x in enumerate(host)
+        }
+        with open(tmp / "arrays.npz", "wb") as f:
+            np.savez(f, **raw)  # pyright: ignore[reportArgumentType]
+            f.flush()
+            os.fsync(f.fileno())
+        for name, value in (("layout.json", {"leaves": layout}), ("extras.json", extras)):
+            with open(tmp / name, "w") as f:
+                json.dump(value, f)
+                f.flush()
+                os.fsync(f.fileno())
+        if final.exists():
+            old = self._steps / f".old-{int(step)}-{os.getpid()}"
+            final.replace(old)
+            tmp.replace(final)
+            shutil.rmtree(old)
+        else:
+            tmp.replace(final)
+        for s in self._all_steps()[: -self._keep]:
+            shutil.rmtree(self._steps / str(s), ignore_errors=True)
 
     def restore(self, step: int, template: PyTree) -> tuple[PyTree, dict[str, Any]]:
         """Snapshot `step`, with the array leaves put back into `template` (a tree of the
-        same structure, shapes and dtypes; its non-array leaves are kept).
+        same structure, shapes and dtypes; its non-array leaves are kept, and each array
+        leaf comes back with the template leaf's sharding).
 
         **Returns:**
 
@@ -106,25 +249,30 @@ class Checkpointer:
         """
         arrays_t, static = eqx.partition(template, eqx.is_array)
         leaves, treedef = jax.tree.flatten(arrays_t)
-        target = {f"{i:05d}": np.asarray(x) for i, x in enumerate(leaves)}
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                arrays=ocp.args.StandardRestore(target), extras=ocp.args.JsonRestore()
-            ),
-        )
-        got = restored["arrays"]
+        layout = [_layout(x) for x in leaves]
+        folder = self._steps / str(int(step))
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no checkpoint step {step} in {self._steps}")
+        stored = json.loads((folder / "layout.json").read_text())["leaves"]
+        extras = json.loads((folder / "extras.json").read_text())
+        if len(stored) != len(leaves):
+            raise CheckpointMismatchError(
+                f"checkpoint step {step} holds {len(stored)} arrays, expected {len(leaves)}"
+            )
+        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+            got = {k: npz[k] for k in npz.files}
         new_leaves = []
-        for i, x in enumerate(leaves):
-            y = np.asarray(got[f"{i:05d}"])
-            if y.shape != np.shape(x) or y.dtype != np.asarray(x).dtype:
+        for i, (x, want, have) in enumerate(zip(leaves, layout, stored, strict=True)):
+            if [list(have[0]), have[1]] != want:
                 raise CheckpointMismatchError(
-                    f"checkpoint leaf {i} has shape {y.shape} {y.dtype}, expected "
-                    f"{np.shape(x)} {np.asarray(x).dtype}"
+                    f"checkpoint leaf {i} has shape {tuple(have[0])} {have[1]}, expected "
+                    f"{tuple(want[0])} {want[1]}"
                 )
-            new_leaves.append(jnp.asarray(y))
+            y = got[f"{i:05d}"].view(np.dtype(jnp.dtype(want[1]))).reshape(want[0])
+            new_leaves.append(_place(y, x))
         tree = eqx.combine(jax.tree.unflatten(treedef, new_leaves), static)
-        return tree, dict(restored["extras"])
+        return tree, extras
 
     def close(self) -> None:
-        self._manager.close()
+        """Nothing to release (snapshots are complete when `save` returns); kept so a
+        trainer can close its checkpointer unconditionally."""

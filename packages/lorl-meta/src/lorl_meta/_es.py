@@ -3,7 +3,6 @@ Appendix C.3) on evosax's `Open_ES`."""
 
 import dataclasses
 import pathlib
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,9 +15,9 @@ from evosax.algorithms import Open_ES
 from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
-from ._checkpoint import Checkpointer, describe_tree
+from ._checkpoint import describe_static, describe_tree
 from ._keys import raw_key
-from ._logging import MetricsLog, progress_bar
+from ._loop import check_seed, scalar, train_loop
 from ._shaping import centered_ranks, pairwise_fitness
 from ._sharding import BatchSharding, as_batch_sharding, check_divisible
 
@@ -468,7 +467,7 @@ class ESTrainer(eqx.Module):
                 for t in self.tasks
             ],
             "optimizer": type(optimizer).__name__,
-            "optimizer_static": repr(eqx.partition(optimizer, eqx.is_inexact_array)[1]),
+            "optimizer_static": describe_static(eqx.partition(optimizer, eqx.is_inexact_array)[1]),
             "meta_parameters": describe_tree(optimizer),
             "seed": seed,
         }
@@ -482,6 +481,7 @@ class ESTrainer(eqx.Module):
         log_dir: str | pathlib.Path | None = None,
         progress: bool = True,
         tensorboard: bool = False,
+        wandb: dict[str, Any] | None = None,
     ) -> ESResult:
         """Evolve `optimizer`'s meta-parameters for `config.n_generations`, resumably.
 
@@ -495,7 +495,7 @@ class ESTrainer(eqx.Module):
 
         - `optimizer`: the initial ES mean.
         - `seed`: integer seed of the run (the validation set derives from it too).
-        - `checkpoint_dir`, `log_dir`, `progress`, `tensorboard`: as
+        - `checkpoint_dir`, `log_dir`, `progress`, `tensorboard`, `wandb`: as
           [`lorl_meta.MetaGradientTrainer.train`][].
 
         **Returns:**
@@ -503,61 +503,46 @@ class ESTrainer(eqx.Module):
         An [`lorl_meta.ESResult`][].
         """
         self.check_optimizer(optimizer)
-        if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
-            raise ValueError(f"seed must be an integer, got {seed!r}")
-        ckpt = None
-        if checkpoint_dir is not None:
-            ckpt = Checkpointer(checkpoint_dir, self.fingerprint(optimizer, int(seed)))
-        log = MetricsLog(log_dir, tensorboard=tensorboard)
+        seed = check_seed(seed)
         strategy = self.strategy(optimizer)
         core = self._core()
         static = eqx.partition(optimizer, eqx.is_inexact_array)[1]
-        root = jax.random.PRNGKey(int(seed))
-        state = self.init(optimizer, strategy, key=jax.random.fold_in(root, 0))
+        root = jax.random.PRNGKey(seed)
         val_key = jax.random.fold_in(root, 1)
-        start = 0
-        if ckpt is not None and ckpt.latest_step() is not None:
-            start = int(ckpt.latest_step())  # pyright: ignore[reportArgumentType]
-            state, extras = ckpt.restore(start, state)
-            log.reset(extras["history"])
         cfg = self.config
-        bar = progress_bar(cfg.n_generations, start, "ES", progress)
-        t0 = time.perf_counter()
-        try:
-            for g in range(start, cfg.n_generations):
-                validate = (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.n_generations
-                state, metrics = _generation(core, strategy, static, state, val_key, validate)
-                row: dict[str, Any] = {"generation": g + 1}
-                row.update({k: _scalar(v) for k, v in metrics.items()})
-                if not validate:
-                    row.pop("validation_score", None)
-                row["wall_time"] = time.perf_counter() - t0
-                log.append(row)
-                bar.set_postfix(mean_fitness=f"{row['mean_score']:.4g}")
-                bar.update(1)
-                if ckpt is not None and (
-                    (g + 1) % cfg.checkpoint_every == 0 or g + 1 == cfg.n_generations
-                ):
-                    ckpt.save(g + 1, state, {"history": log.rows})
-        finally:
-            bar.close()
-            log.close()
-            if ckpt is not None:
-                ckpt.close()
+
+        def one_generation(state: ESState, g: int) -> tuple[ESState, dict[str, Any]]:
+            validate = (g + 1) % cfg.eval_every == 0 or g + 1 == cfg.n_generations
+            state, metrics = _generation(core, strategy, static, state, val_key, validate)
+            if not validate:
+                metrics.pop("validation_score", None)
+            return state, metrics
+
+        state, history = train_loop(
+            self.init(optimizer, strategy, key=jax.random.fold_in(root, 0)),
+            one_generation,
+            total=cfg.n_generations,
+            checkpoint_every=cfg.checkpoint_every,
+            counter="generation",
+            postfix="mean_score",
+            desc="ES",
+            fingerprint=lambda: self.fingerprint(optimizer, seed),
+            checkpoint_dir=checkpoint_dir,
+            log_dir=log_dir,
+            progress=progress,
+            tensorboard=tensorboard,
+            wandb=wandb,
+        )
         final = eqx.combine(strategy.get_mean(state.es_state), static)
         best = eqx.combine(strategy._unravel_solution(state.best_mean), static)
         return ESResult(
-            best, final, state, int(state.best_generation), float(state.best_score), log.rows
+            best,
+            final,
+            state,
+            int(scalar(state.best_generation)),
+            float(scalar(state.best_score)),
+            history,
         )
-
-
-def _scalar(x: Any) -> float | int | bool:
-    a = np.asarray(x)
-    if a.dtype == np.bool_:
-        return bool(a)
-    if np.issubdtype(a.dtype, np.integer):
-        return int(a)
-    return float(a)
 
 
 def _strong(x: Any) -> Array:
