@@ -1,30 +1,42 @@
 """Learning study for lorl-meta (issue 5, item 6a): Optim4RL meta-trained from scratch by
 meta-gradients with pipeline training on `small_dense_short`, against tuned Adam on the
-same A2C budget, with the no-pipeline ablation beside it. Not a test: prints a table,
-writes JSON and a figure. CPU only; sized to finish in about 30 minutes on 2 cores (check
-the printed timings and lower --meta-steps if needed).
+same A2C budget, with the no-pipeline ablation and the random initialisation beside it.
+Not a test: prints a table, writes JSON and a figure. CPU only.
 
 Steps:
 
 1. Tune Adam: A2C (Optim4RL Appendix C settings, element-wise gradient clip 1) on
    `small_dense_short` with every learning rate of the paper's grid
-   {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4} (Appendix C.3), `--tune-seeds` seeds each; keep
-   the best mean final return.
-2. Meta-train Optim4RL (agent lr 1e-2, Appendix C.3) from a random initialisation with
-   pipeline training, and again without (Table 1's ablation), same seed and budget.
-3. Evaluate Adam (best lr) and both learned optimizers with frozen meta-parameters on
-   `--eval-seeds` fresh seeds (10, as the paper) on the same A2C budget. The bar: the
+   {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4} (Appendix C.3), `--tune-seeds` tuning seeds
+   (100, 101, ...) each; keep the best mean final return.
+2. Meta-train Optim4RL (agent lr 1e-2, Appendix C.3) from its random initialisation with
+   pipeline training, and again without (Table 1's ablation), same seed and budget. Every
+   `--validate-every` meta-iterations the current meta-parameters are validated: full A2C
+   runs of the evaluation budget on the tuning seeds (never the evaluation seeds). The
+   checkpoint with the best validation score is kept (model selection on tuning seeds, as
+   the OPEN study keeps its best validated ES mean); the last one is evaluated too.
+3. Evaluate Adam (best lr), the selected and the last meta-parameters of both runs, and
+   the initialisation (control) with frozen meta-parameters on `--eval-seeds` fresh seeds
+   (1000, 1001, ...; 10, as the paper) on the same A2C budget. The bar: the
    pipeline-trained Optim4RL reaches at least 90% of Adam's mean final return.
+4. Diagnostics: per-part meta-gradient norms (logged by the trainer every
+   meta-iteration), each part's relative change `||theta - theta_0|| / ||theta_0||`, and
+   a step-size probe of every optimizer on synthetic gradient streams of known
+   signal-to-noise ratio (progress along the mean gradient vs step size, in units of the
+   agent learning rate).
 
 The A2C budget (`--envs` x 20 steps x `--updates`) is reduced from the paper's 3e7 steps
-to fit the CPU; the JSON records it. Meta-training uses `--units` units with one
-environment each (Optim4RL: one unit per environment) and reset interval `--reset-interval`.
+to fit the CPU; the JSON records it. Meta-training uses `--units` units of
+`--envs-per-unit` environments each; with the default reset interval 125 and M = 4 a unit
+lives 500 inner updates, the evaluation horizon, so pipeline training covers every phase
+of an evaluation run.
 
     python tools/study_meta_optim4rl.py --out docs/meta/study_optim4rl.json
 
-STATUS: re-run after the A2C init fix; results in docs/meta/studies.md. Bar NOT met:
-0.78 of tuned Adam with the default units, 0.80 with `--units 8 --envs-per-unit 16
---reset-interval 64`; the random initialisation alone gives 0.78.
+STATUS: bar NOT met (results and diagnosis in docs/meta/studies.md): the selected
+pipeline checkpoint reaches 0.79 of tuned Adam, the random initialisation 0.78; the
+probe shows meta-training only rescales a sign optimizer, and longer meta-training lowers
+the validation score.
 """
 
 import argparse
@@ -47,13 +59,69 @@ import lorl_optim as lo
 ENV = "small_dense_short"
 ADAM_GRID = (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)  # Optim4RL Appendix C.3
 AGENT_LR = 1e-2  # Optim4RL Appendix C.3, small_dense_short
+PARTS = ("gru1", "mlp1", "gru2", "mlp2")  # Optim4RL's four networks (Appendix A)
+PROBE_SNR = (0.0, 0.3, 1.0, 3.0)
+
+
+def make_evaluator(agent, env, params, static):
+    """A jitted `(meta_params, seeds) -> (final returns, return curves)` for a learned
+    optimizer with non-array part `static` (one compilation for every checkpoint)."""
+
+    @jax.jit
+    def run(meta_params, seeds):
+        opt = eqx.combine(meta_params, static)
+        keys = jax.vmap(jax.random.key)(seeds)
+        result = jax.vmap(lambda k: agent.train(env, params, opt, key=k))(keys)
+        return result.final_return, result.metrics["episode_return"]
+
+    def evaluate(optimizer, seeds):
+        final, curve = run(eqx.filter(optimizer, eqx.is_array), jnp.asarray(seeds, jnp.uint32))
+        return np.asarray(final), np.asarray(curve)
+
+    return evaluate
 
 
 def a2c_returns(agent, env, params, optimizer, seeds):
+    """Final returns and return curves of A2C with an optax optimizer on `seeds`."""
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
     result = jax.vmap(lambda k: agent.train(env, params, optimizer, key=k))(keys)
     la.check_finite(result)
     return np.asarray(result.final_return), np.asarray(result.metrics["episode_return"])
+
+
+def relative_change(start, end) -> dict[str, float]:
+    """`||theta_end - theta_start|| / ||theta_start||` per part of Optim4RL."""
+    d0 = eqx.filter(start, eqx.is_inexact_array)
+    d1 = eqx.filter(end, eqx.is_inexact_array)
+    return {
+        f: float(
+            optax.tree.norm(jax.tree.map(lambda a, b: a - b, getattr(d1, f), getattr(d0, f)))
+            / optax.tree.norm(getattr(d0, f))
+        )
+        for f in PARTS
+    }
+
+
+def step_probe(optimizer, lr: float, steps: int = 200, n: int = 2000) -> dict[str, dict]:
+    """Steps of `optimizer` on synthetic gradient streams `g_t = snr * s + s * noise`
+    (`s = 1e-3`, the size of A2C gradients here; standard normal noise), `n` parameters
+    per signal-to-noise ratio. Over the second half of the stream: `progress` = mean step
+    along the mean gradient's descent direction, `size` = mean `|step|`, both in units
+    of `lr` (a sign optimizer of rate `lr` has size 1; plain sign-SGD has progress 0.24,
+    0.68, 1.0 at snr 0.3, 1, 3)."""
+    out = {}
+    for i, snr in enumerate(PROBE_SNR):
+        g = 1e-3 * (snr + jax.random.normal(jax.random.key(i), (steps, n)))
+        state = optimizer.init({"w": jnp.zeros(n)})
+
+        def body(state, gt):
+            delta, state = optimizer.update({"w": gt}, state)
+            return state, -delta["w"] / lr
+
+        _, d = jax.lax.scan(body, state, g)
+        d = np.asarray(d[steps // 2 :])
+        out[f"snr {snr:g}"] = {"progress": float(d.mean()), "size": float(np.abs(d).mean())}
+    return out
 
 
 def main() -> None:
@@ -62,11 +130,17 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=500)
     p.add_argument("--tune-seeds", type=int, default=3)
     p.add_argument("--eval-seeds", type=int, default=10)
-    p.add_argument("--units", type=int, default=32)
-    p.add_argument("--envs-per-unit", type=int, default=1)
-    p.add_argument("--reset-interval", type=int, default=32)
-    p.add_argument("--meta-steps", type=int, default=150)
+    p.add_argument("--units", type=int, default=8)
+    p.add_argument("--envs-per-unit", type=int, default=16)
+    p.add_argument(
+        "--reset-interval", type=int, default=125, help="m; units live m * M inner updates"
+    )
+    p.add_argument("--n-inner", type=int, default=4, help="M (Optim4RL Appendix C: 4)")
+    p.add_argument("--meta-steps", type=int, default=300)
     p.add_argument("--meta-lr", type=float, default=1e-3)
+    p.add_argument("--meta-grad-clip", type=float, default=None)
+    p.add_argument("--outer-loss", choices=("actor", "full"), default="actor")
+    p.add_argument("--validate-every", type=int, default=50)
     p.add_argument("--agent-lr", type=float, default=AGENT_LR)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -75,6 +149,8 @@ def main() -> None:
     p.add_argument("--run-dir", default="runs/study_meta_optim4rl")
     p.add_argument("--out", default="docs/meta/study_optim4rl.json")
     args = p.parse_args()
+    if args.meta_steps % args.validate_every:
+        raise SystemExit("--meta-steps must be a multiple of --validate-every")
 
     env, params = lg.make(ENV)
     eval_cfg = la.A2CConfig.small_gridworld(
@@ -83,55 +159,95 @@ def main() -> None:
     agent = la.A2C(eval_cfg)
     report: dict = {"env": ENV, "a2c_eval_budget_steps": eval_cfg.steps_per_run, "args": vars(args)}
     report["load_average_start"] = os.getloadavg()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
 
-    # 1. Tune Adam.
-    # Cached in the run directory (keyed by its settings), so a rerun that resumes the
-    # meta-training from its checkpoints does not repeat it.
+    def clock(phase: str) -> None:
+        report.setdefault("timings", {})[phase] = {
+            "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0,
+        }
+        print(f"[{phase}] wall {time.perf_counter() - t0:.0f}s cpu {time.process_time() - c0:.0f}s")
+
+    # 1. Tune Adam (cached in the run directory, keyed by its settings).
     tuning_file = pathlib.Path(args.run_dir) / "adam_tuning.json"
     tuning_key = [list(ADAM_GRID), args.tune_seeds, eval_cfg.steps_per_run, args.envs]
     tuning = {}
     if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
         tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
         print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
+    tune_seeds = list(range(100, 100 + args.tune_seeds))
     for lr in ADAM_GRID:
         if lr in tuning:
             continue
-        final, _ = a2c_returns(
-            agent, env, params, optax.adam(lr), range(100, 100 + args.tune_seeds)
-        )
+        final, _ = a2c_returns(agent, env, params, optax.adam(lr), tune_seeds)
         tuning[lr] = float(np.mean(final))
-        print(f"adam lr {lr:g}: {tuning[lr]:.3f}  ({time.perf_counter() - t0:.0f}s)", flush=True)
+        print(f"adam lr {lr:g}: {tuning[lr]:.3f}", flush=True)
     tuning_file.parent.mkdir(parents=True, exist_ok=True)
     tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
     best_lr = max(tuning, key=lambda k: tuning[k])
     report["adam_tuning"] = {str(k): v for k, v in tuning.items()}
     report["adam_lr"] = best_lr
+    clock("adam_tuning")
 
-    # 2. Meta-train with and without pipeline training.
+    # 2. Meta-train with and without pipeline training, validating on the tuning seeds.
+    start = lo.Optim4RL(args.agent_lr, key=jax.random.key(args.seed))
+    static = eqx.partition(start, eqx.is_array)[1]
+    evaluate = make_evaluator(agent, env, params, static)
+    init_val = float(np.mean(evaluate(start, tune_seeds)[0]))
+    report["optim4rl_init_validation"] = init_val
+    print(f"init: validation {init_val:.3f}", flush=True)
     unit_cfg = la.A2CConfig.small_gridworld(
         n_envs=args.envs_per_unit,
-        total_timesteps=args.envs_per_unit * 20 * args.reset_interval * 4,
+        total_timesteps=args.envs_per_unit * 20 * args.reset_interval * args.n_inner,
     )
     task = lm.MetaTask(ENV, env, params, la.A2C(unit_cfg), n_units=args.units)
-    # The starting point (random meta-parameters, no meta-training) as a control.
-    learned: dict = {"optim4rl_init": lo.Optim4RL(args.agent_lr, key=jax.random.key(args.seed))}
+    learned: dict = {"optim4rl_init": start}
     for pipeline in (True,) if args.skip_ablation else (True, False):
         name = "optim4rl_pipeline" if pipeline else "optim4rl_no_pipeline"
-        config = lm.MetaGradientConfig(
-            n_meta_steps=args.meta_steps,
-            reset_interval=args.reset_interval,
-            pipeline=pipeline,
-            meta_lr=args.meta_lr,
-            checkpoint_every=50,
-        )
-        trainer = lm.MetaGradientTrainer(config, task)
-        start = lo.Optim4RL(args.agent_lr, key=jax.random.key(args.seed))
         run_dir = pathlib.Path(args.run_dir) / name
-        result = trainer.train(
-            start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", log_dir=run_dir
-        )
-        learned[name] = result.optimizer
+        validation, best = [], (-np.inf, 0, start)
+        result, trainer = None, None
+        for n_steps in range(args.validate_every, args.meta_steps + 1, args.validate_every):
+            config = lm.MetaGradientConfig(
+                n_meta_steps=n_steps,
+                n_inner=args.n_inner,
+                reset_interval=args.reset_interval,
+                pipeline=pipeline,
+                meta_lr=args.meta_lr,
+                meta_grad_clip=args.meta_grad_clip,
+                outer_loss=args.outer_loss,
+                checkpoint_every=args.validate_every,
+            )
+            trainer = lm.MetaGradientTrainer(config, task)
+            # Each validated chunk is cached (a rerun resumes without recomputing); the
+            # trainer resumes from the previous chunk's checkpoint: one uninterrupted run.
+            cached = run_dir / f"validated_{n_steps}.eqx"
+            if cached.exists():
+                optimizer = eqx.tree_deserialise_leaves(cached, start)
+                score = json.loads(cached.with_suffix(".json").read_text())["validation"]
+            else:
+                result = trainer.train(
+                    start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", log_dir=run_dir,
+                    progress=False,
+                )  # fmt: skip
+                optimizer = result.optimizer
+                score = float(np.mean(evaluate(optimizer, tune_seeds)[0]))
+                eqx.tree_serialise_leaves(cached, optimizer)
+                cached.with_suffix(".json").write_text(json.dumps({"validation": score}))
+            validation.append({"step": n_steps, "validation": score})
+            if score > best[0]:
+                best = (score, n_steps, optimizer)
+            print(f"{name} @{n_steps}: validation {score:.3f}", flush=True)
+        assert trainer is not None
+        if result is None:  # every chunk cached: the history from the last checkpoint
+            result = trainer.train(
+                start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", progress=False
+            )
+        assert result is not None
+        learned[name] = best[2]
+        learned[f"{name}_last"] = result.optimizer
+        report[f"{name}_selected_step"] = best[1]
+        report[f"{name}_validation"] = validation
         report[f"{name}_meta_history"] = [
             {
                 k: v
@@ -141,31 +257,27 @@ def main() -> None:
             }
             for r in result.history
         ]
-        # How far meta-training moved each part of the optimizer: ||theta_T - theta_0||
-        # over ||theta_0|| per top-level field (gru1, mlp1, gru2, mlp2).
-        d0 = eqx.filter(start, eqx.is_inexact_array)
-        d1 = eqx.filter(result.optimizer, eqx.is_inexact_array)
-        report[f"{name}_relative_change"] = {
-            f: float(
-                optax.tree.norm(jax.tree.map(lambda a, b: a - b, getattr(d1, f), getattr(d0, f)))
-                / optax.tree.norm(getattr(d0, f))
-            )
-            for f in ("gru1", "mlp1", "gru2", "mlp2")
-        }
-        print(f"{name}: relative change {report[f'{name}_relative_change']}", flush=True)
-        print(f"meta-trained {name} ({time.perf_counter() - t0:.0f}s)", flush=True)
+        report[f"{name}_relative_change"] = relative_change(start, best[2])
+        report[f"{name}_last_relative_change"] = relative_change(start, result.optimizer)
+        print(f"{name}: selected step {best[1]}, relative change (last) "
+              f"{report[f'{name}_last_relative_change']}", flush=True)  # fmt: skip
+        clock(f"meta_train_{name}")
 
     # 3. Evaluate on fresh seeds.
-    seeds = range(1000, 1000 + args.eval_seeds)
+    seeds = list(range(1000, 1000 + args.eval_seeds))
     curves = {}
-    for name, opt in [("adam", optax.adam(best_lr)), *learned.items()]:
-        final, curve = a2c_returns(agent, env, params, opt, seeds)
+    for name, opt in [("adam", None), *learned.items()]:
+        if opt is None:
+            final, curve = a2c_returns(agent, env, params, optax.adam(best_lr), seeds)
+        else:
+            final, curve = evaluate(opt, seeds)
         curves[name] = np.nanmean(curve, axis=0)
         report[name] = {
             "final_returns": final.tolist(),
             "mean": float(np.mean(final)),
             "stderr": float(np.std(final, ddof=1) / np.sqrt(len(final))),
         }
+    clock("evaluation")
     adam_mean = report["adam"]["mean"]
     if adam_mean <= 0:
         raise SystemExit(
@@ -175,13 +287,25 @@ def main() -> None:
     ratio = report["optim4rl_pipeline"]["mean"] / adam_mean
     report["pipeline_over_adam"] = ratio
     report["bar_met"] = bool(ratio >= 0.9)
+
+    # 4. Step-size probe.
+    report["step_probe"] = {"adam": step_probe(optax.adam(best_lr), args.agent_lr)}
+    for name, opt in learned.items():
+        report["step_probe"][name] = step_probe(opt, args.agent_lr)
+    clock("probe")
     report["wall_time_s"] = time.perf_counter() - t0
+    report["cpu_time_s"] = time.process_time() - c0
     report["load_average_end"] = os.getloadavg()
 
-    print(f"\n| optimizer | mean final return (+- s.e.), {args.eval_seeds} seeds |\n|---|---|")
+    print(f"\n| optimizer | mean final return (+- s.e.), {args.eval_seeds} seeds | / Adam |")
+    print("|---|---|---|")
     for name in ("adam", *learned):
-        print(f"| {name} | {report[name]['mean']:.3f} +- {report[name]['stderr']:.3f} |")
+        r = report[name]
+        print(f"| {name} | {r['mean']:.3f} +- {r['stderr']:.3f} | {r['mean'] / adam_mean:.2f} |")
     print(f"pipeline / adam = {ratio:.3f} (bar 0.9: {'met' if ratio >= 0.9 else 'NOT met'})")
+    for name, probe in report["step_probe"].items():
+        cells = ", ".join(f"{k}: {v['progress']:.2f}/{v['size']:.2f}" for k, v in probe.items())
+        print(f"probe {name} (progress/size): {cells}")
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,25 +316,38 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, (ax0, ax) = plt.subplots(1, 2, figsize=(11, 4))
-        for name in [n for n in learned if n != "optim4rl_init"]:
+        fig, (ax0, ax1, ax) = plt.subplots(1, 3, figsize=(16, 4))
+        for name in ("optim4rl_pipeline", "optim4rl_no_pipeline"):
+            if f"{name}_meta_history" not in report:
+                continue
             hist = report[f"{name}_meta_history"]
             ret = np.asarray([h[f"{ENV}/episode_return"] for h in hist], float)
             k = max(1, len(ret) // 20)
             smooth = np.convolve(ret, np.ones(k) / k, mode="valid")
             ax0.plot(np.arange(len(smooth)) + k, smooth, label=name)
+            val = report[f"{name}_validation"]
+            ax1.plot(
+                [0] + [v["step"] for v in val], [init_val] + [v["validation"] for v in val],
+                marker="o", label=name,
+            )  # fmt: skip
         ax0.set_xlabel("meta-iteration")
         ax0.set_ylabel("units' average episode return (moving mean)")
         ax0.set_title("meta-training")
         ax0.legend()
+        ax1.axhline(tuning[best_lr], color="k", ls="--", label=f"Adam {best_lr:g}")
+        ax1.axhline(0.9 * tuning[best_lr], color="gray", ls=":", label="90% of Adam")
+        ax1.set_xlabel("meta-iteration")
+        ax1.set_ylabel("final return, tuning seeds")
+        ax1.set_title("validation (full A2C runs)")
+        ax1.legend()
         for name, curve in curves.items():
             ax.plot(curve, label=name)
         ax.set_xlabel("A2C update")
         ax.set_ylabel("average episode return")
-        ax.set_title(f"{ENV}: A2C evaluation, mean over {args.eval_seeds} fresh seeds")
-        ax.legend()
+        ax.set_title(f"{ENV}: A2C, mean over {args.eval_seeds} fresh seeds")
+        ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out.with_suffix(".png"), dpi=120)
+        fig.savefig(out.with_suffix(".png"), dpi=110)
     except ImportError:
         print("matplotlib not installed: no figure")
 
