@@ -1,6 +1,7 @@
 """OPEN: published weights, single steps against NumPy, noise, zero mean, variants, errors."""
 
 from pathlib import Path
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -252,7 +253,8 @@ def test_no_features_matches_numpy():
     ],
 )
 def test_feature_ablations(flag, context_name, n_inputs, n_outputs):
-    opt = lo.OPEN(**{flag: False}, key=jax.random.key(0))
+    flags: dict[str, Any] = {flag: False}
+    opt = lo.OPEN(**flags, key=jax.random.key(0))
     assert (opt.n_inputs, opt.n_outputs) == (n_inputs, n_outputs)
     params = _params()
     context = {k: v for k, v in CONTEXT.items() if k != context_name}

@@ -1,5 +1,7 @@
 """optax integration, baselines presets, proportions, save/load of meta-parameters."""
 
+from typing import cast
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -112,7 +114,8 @@ def test_annealing_reaches_zero():
     scales = []
     for _ in range(5):
         upd, state = tx.update(g, state, params)
-        scales.append(float(upd["a"][0] / -g["a"][0]))
+        upd_a = cast(dict[str, jax.Array], upd)["a"]
+        scales.append(float(upd_a[0] / -g["a"][0]))
     np.testing.assert_allclose(scales, [0.1, 0.075, 0.05, 0.025, 0.0], atol=1e-7)
 
 

@@ -59,6 +59,7 @@ def test_optim4rl_two_steps_match_numpy():
     opt = _randomise(lo.Optim4RL(LR, key=jax.random.key(0)), jax.random.key(1))
     state = opt.init(_params())
     h1, h2 = np.zeros((8, 15)), np.zeros((8, 15))
+    ref = np.zeros(15)
     for step in range(2):
         g = _grads(step)
         upd, state = _step(opt, g, state)
@@ -134,3 +135,19 @@ def test_wrong_grads_tree(cls):
         opt.update({"b": jnp.zeros(5)}, state)
     with pytest.raises(ValueError, match="shape"):
         opt.update({"b": jnp.zeros(4), "w": jnp.zeros((2, 5))}, state)
+
+
+@pytest.mark.parametrize("cls", [lo.Optim4RL, lo.LinearOptim, lo.L2LGD2])
+def test_with_learning_rate_scales_the_update(cls):
+    opt = _randomise(cls(LR, key=jax.random.key(0)), jax.random.key(1))
+    faster = opt.with_learning_rate(4 * LR)
+    assert faster.learning_rate == 4 * LR and opt.learning_rate == LR
+    params = _params()
+    upd, state = _step(opt, _grads(0), opt.init(params))
+    upd4, state4 = _step(faster, _grads(0), faster.init(params))
+    # The networks and the recurrent state do not depend on alpha; the update is linear in it.
+    np.testing.assert_allclose(_flat(upd4), 4 * _flat(upd), rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(state4.slots), np.asarray(state.slots))
+    assert np.any(_flat(upd) != 0)
+    with pytest.raises(ValueError, match="positive"):
+        opt.with_learning_rate(-1.0)

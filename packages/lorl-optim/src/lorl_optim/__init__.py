@@ -13,6 +13,10 @@ from ._base import (
     has_nonfinite as has_nonfinite,
 )
 from ._context import open_proportions as open_proportions
+from ._fused import (
+    FusedKernelWarning as FusedKernelWarning,
+    available as fused_kernel_available,
+)
 from ._layout import ParamLayout as ParamLayout
 from ._nn import GRU as GRU, MLP as MLP, LayerNorm as LayerNorm, Linear as Linear
 from ._open import BETAS as BETAS, OPEN as OPEN, OPENNetwork as OPENNetwork

@@ -28,7 +28,7 @@ class LinearOptim(AbstractGradientOnlyOptimizer):
     learning_rate: float = eqx.field(static=True)
     clip: float = eqx.field(static=True)  # c = 1 (Optim4RL Algorithm 1)
     eps: float = eqx.field(static=True)  # 1e-18 (Optim4RL Algorithm 1)
-    chunk_size: int = eqx.field(static=True)
+    chunk_size: int = eqx.field(static=True, metadata={"speed_only": True})
 
     def __init__(
         self,
@@ -106,7 +106,7 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
     clip: float = eqx.field(static=True)  # 1 (Optim4RL A2C setup)
     preprocess_p: float = eqx.field(static=True)  # p = 10 (Andrychowicz et al. 2016)
     eps: float = eqx.field(static=True)  # 1e-18 (Optim4RL Algorithm 1)
-    chunk_size: int = eqx.field(static=True)
+    chunk_size: int = eqx.field(static=True, metadata={"speed_only": True})
 
     def __init__(
         self,

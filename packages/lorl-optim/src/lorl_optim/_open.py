@@ -1,7 +1,8 @@
 """OPEN (Goldie et al. 2024, "Can Learned Optimization Make RL Less Difficult?")."""
 
+import copy
 import math
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
+from . import _fused
 from ._base import (
     AbstractLearnedOptimizer,
     LearnedOptimizerState,
@@ -16,6 +18,7 @@ from ._base import (
     require,
     scalar_context,
 )
+from ._fused import fused_wanted, run_core
 from ._layout import ParamLayout
 from ._nn import GRU, MLP, LayerNorm, Linear, column_map, column_reduce, count_flops, gru_input
 
@@ -42,6 +45,10 @@ FEATURE_NAMES = (
     "batch_proportion",
     "dormancy",
 )
+
+
+# Per-element input rows of the flat computation, in order.
+_ROW_NAMES = ("g", "p", "lp", "dorm", "mask", "eps")
 
 
 def actor_noise(key: PRNGKeyArray, n: int, dtype: Any) -> Float[Array, "1 n"]:
@@ -227,7 +234,8 @@ class OPEN(AbstractLearnedOptimizer):
     alpha1: float = eqx.field(static=True)  # 0.001, Appendix B.4
     alpha2: float = eqx.field(static=True)  # 0.001, Appendix B.4
     alpha3: float = eqx.field(static=True)  # 0.001, Appendix B.4
-    chunk_size: int = eqx.field(static=True)
+    chunk_size: int = eqx.field(static=True, metadata={"speed_only": True})
+    backend: Literal["auto", "xla", "fused"] = eqx.field(static=True, metadata={"speed_only": True})
 
     def __init__(
         self,
@@ -242,6 +250,7 @@ class OPEN(AbstractLearnedOptimizer):
         use_dormancy: bool = True,
         use_stochasticity: bool = True,
         chunk_size: int = DEFAULT_CHUNK,
+        backend: str = "auto",
         key: PRNGKeyArray,
     ):
         """**Arguments:**
@@ -252,7 +261,10 @@ class OPEN(AbstractLearnedOptimizer):
         - `no_features`: the "No Features" baseline (overrides the `use_*` flags to False).
         - `use_training_proportion`, `use_batch_proportion`, `use_layer_proportion`,
           `use_dormancy`, `use_stochasticity`: feature ablations of Section 7.1.
-        - `chunk_size`: columns per chunk of the flat computation (speed only).
+        - `chunk_size`: columns per chunk of the XLA computation (speed only).
+        - `backend`: "auto" (the fused CPU kernel on CPU when it is available, XLA on
+          other platforms), "xla" (always XLA) or "fused" (the kernel; CPU only). Speed
+          only: results agree to float32 rounding (docs/optim/fused.md).
         - `key`: PRNG key for the initial meta-parameters.
         """
         if no_features:
@@ -269,13 +281,33 @@ class OPEN(AbstractLearnedOptimizer):
         self.use_stochasticity = use_stochasticity
         self.alpha1 = self.alpha2 = self.alpha3 = ALPHA
         self.chunk_size = chunk_size
+        if backend not in ("auto", "xla", "fused"):
+            raise ValueError(f"backend must be 'auto', 'xla' or 'fused', got {backend!r}.")
+        self.backend = backend  # pyright: ignore[reportAttributeAccessIssue]
         ka, kc = jax.random.split(key)
         dims = (self.n_inputs, hidden_size, mlp_width, self.n_outputs)
         self.network = _network_init(*dims, ka)
         self.critic_network = _network_init(*dims, kc) if separated else None
 
+    def with_backend(self, backend: str) -> "OPEN":
+        """A copy that computes with `backend` ("auto", "xla" or "fused"; speed only).
+
+        **Arguments:**
+
+        - `backend`: the backend.
+
+        **Returns:**
+
+        An `OPEN` with the same meta-parameters.
+        """
+        if backend not in ("auto", "xla", "fused"):
+            raise ValueError(f"backend must be 'auto', 'xla' or 'fused', got {backend!r}.")
+        new = copy.copy(self)
+        object.__setattr__(new, "backend", backend)
+        return new
+
     @staticmethod
-    def larger(*, key: PRNGKeyArray, **kwargs: bool) -> "OPEN":
+    def larger(*, key: PRNGKeyArray, **kwargs: Any) -> "OPEN":
         """The "larger" OPEN of the multi-task experiment (F = 16, H = 32; Appendix B.5).
 
         **Arguments:**
@@ -453,7 +485,7 @@ class OPEN(AbstractLearnedOptimizer):
         g = layout.ravel(grads, "grads").astype(dtype)
         like = "a pytree with the same structure as the parameters"
 
-        n, n_mom = layout.size, len(BETAS)
+        n = layout.size
         inputs: dict[str, Array] = {"g": g[None]}
         if not self.no_features:
             params = require(params, "params", owner, "the current agent parameters")
@@ -503,98 +535,203 @@ class OPEN(AbstractLearnedOptimizer):
             noise_key = require(key, "key", owner, "a PRNG key for the actor's update noise")
             # eps ~ N(0, 1), one draw per agent parameter in flat order.
             inputs["eps"] = actor_noise(noise_key, n, dtype)
-        names = tuple(inputs)
-        n_raw = 14 if self.no_features else 15
-
-        def unpack(xs: tuple[Array, ...]) -> dict[str, Array]:
-            return dict(zip(names, xs, strict=True))
-
-        def moments(col: Any, xs: tuple[Array, ...]) -> Array:
-            x = unpack(xs[:-1])
-            _, raw = self._raw_features(x["g"], x.get("p"), xs[-1][:n_mom])
-            return jnp.concatenate([jnp.sum(r * r, axis=1) for r in raw])
-
-        def folded(net: OPENNetwork, leaf: int, inv_rms: Array) -> tuple[Array, Array]:
-            """GRU input weights/bias for one leaf with the per-tensor normalisation and
-            every per-leaf constant input folded in (columns left: raw features, then the
-            per-element rows `lp` (if not a scalar per leaf) and `dorm`)."""
-            w, b = net.gru.weight_ih, net.gru.bias_ih
-            cols = [w[:, :n_raw] * inv_rms[None, :]]
-            idx = n_raw
-            if tp is not None:
-                b = b + w[:, idx] * tp
-                idx += 1
-            if self.use_layer_proportion:
-                if lp_table is not None:
-                    b = b + w[:, idx] * lp_table[leaf]
-                else:
-                    cols.append(w[:, idx : idx + 1])
-                idx += 1
-            if bp is not None:
-                b = b + w[:, idx] * bp
-                idx += 1
-            if self.use_dormancy:
-                cols.append(w[:, idx : idx + 1])
-            return jnp.concatenate(cols, axis=1), b
-
-        def leaf_step(leaf: int, weights: tuple[Array, ...]):
-            def step(col: Any, xs: tuple[Array, ...], cs: tuple[Array, ...]):
-                x = unpack(xs)
-                slots_c = cs[0]
-                m, raw = self._raw_features(x["g"], x.get("p"), slots_c[:n_mom])
-                inp = list(raw)
-                if "lp" in x:
-                    inp.append(x["lp"])
-                if "dorm" in x:
-                    inp.append(x["dorm"])
-                h = slots_c[n_mom:]
-
-                def run(net: OPENNetwork, wi: Array, bi: Array, inp: list[Array], h: Array):
-                    h_new = net.gru(gru_input(inp), h, wi, bi)
-                    return net.mlp(h_new), h_new
-
-                critic = self.critic_network
-                if critic is None:
-                    o, h_new = run(self.network, weights[0], weights[1], inp, h)
-                else:
-                    actor_out = lambda i, hh: run(self.network, weights[0], weights[1], i, hh)
-                    critic_out = lambda i, hh: run(critic, weights[2], weights[3], i, hh)
-                    if mask_table is not None:
-                        o, h_new = jax.lax.cond(
-                            mask_table[leaf] > 0.5, actor_out, critic_out, inp, h
-                        )
-                    else:
-                        o_a, h_a = actor_out(inp, h)
-                        o_c, h_c = critic_out(inp, h)
-                        is_actor = x["mask"] > 0.5
-                        o = jnp.where(is_actor, o_a, o_c)
-                        h_new = jnp.where(is_actor, h_a, h_c)
-                u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
-                if self.use_stochasticity:
-                    on_actor = x["mask"] if mask_table is None else mask_table[leaf]
-                    u_hat = u_hat + self.alpha3 * o[2:3] * (x["eps"] * on_actor)
-                return (m, h_new), u_hat
-
-            return step
-
-        full = tuple(inputs.values())
-        bufs = (state.slots, jnp.zeros((1, n), dtype))
-        for leaf, (offset, size) in enumerate(zip(layout.offsets, layout.sizes, strict=True)):
-            if size == 0:
-                continue
-            span = {"start": offset, "stop": offset + size}
-            # Pass 1 (this leaf): per-tensor second moments of the raw features. Reads the
-            # state from the carried buffer (this leaf's columns are not yet overwritten),
-            # so the state can be updated in place.
-            sums = column_reduce(
-                moments, (*full, bufs[0]), jnp.zeros((n_raw,), dtype), self.chunk_size, **span
-            )
-            inv_rms = jax.lax.rsqrt(NORM_EPS + sums / size)
-            weights = folded(self.network, leaf, inv_rms)
-            if self.critic_network is not None:
-                weights = (*weights, *folded(self.critic_network, leaf, inv_rms))
-            # Pass 2 (this leaf): features, network and u_hat; state updated in place.
-            bufs = column_map(leaf_step(leaf, weights), full, bufs, self.chunk_size, **span)
-        slots, u_hat = bufs
+        data: dict[str, Any] = dict(inputs)
+        data.update(slots=state.slots, tp=tp, bp=bp, lp_table=lp_table, mask_table=mask_table)
+        use_fused = fused_wanted(self.backend, dtype) and self._fused_supported(mask_table)
+        slots, u_hat = run_core(
+            self, data, _xla_core, _fused_core, layout.sizes, self.backend, use_fused
+        )
         u = u_hat[0] - jnp.mean(u_hat[0])
         return layout.unravel(-u, dtypes), LearnedOptimizerState(slots, layout)
+
+    def _fused_supported(self, mask_table: Array | None) -> bool:
+        """Whether the fused kernel covers this configuration (sizes (8, 16) and
+        (16, 32); `separated` only with a bool per leaf)."""
+        sizes_ok = (self.hidden_size, self.mlp_width) in ((8, 16), (16, 32))
+        return sizes_ok and not (self.separated and mask_table is None)
+
+
+def _fold(
+    opt: OPEN,
+    net: OPENNetwork,
+    leaf: int,
+    inv_rms: Array,
+    tp: Array | None,
+    bp: Array | None,
+    lp_table: Array | None,
+) -> tuple[Array, Array]:
+    """GRU input weights/bias for one leaf with the per-tensor normalisation and every
+    per-leaf constant input folded in (columns left: raw features, then the per-element
+    rows `lp` (if not a scalar per leaf) and `dorm`)."""
+    n_raw = 14 if opt.no_features else 15
+    w, b = net.gru.weight_ih, net.gru.bias_ih
+    cols = [w[:, :n_raw] * inv_rms[None, :]]
+    idx = n_raw
+    if tp is not None:
+        b = b + w[:, idx] * tp
+        idx += 1
+    if opt.use_layer_proportion:
+        if lp_table is not None:
+            b = b + w[:, idx] * lp_table[leaf]
+        else:
+            cols.append(w[:, idx : idx + 1])
+        idx += 1
+    if bp is not None:
+        b = b + w[:, idx] * bp
+        idx += 1
+    if opt.use_dormancy:
+        cols.append(w[:, idx : idx + 1])
+    return jnp.concatenate(cols, axis=1), b
+
+
+def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tuple[Array, Array]:
+    """`_xla_core` with the fused CPU kernels (per-tensor sums of squares, then network
+    and `u_hat`); the per-leaf weight folding stays in JAX (tiny)."""
+    n_raw = 14 if opt.no_features else 15
+    g = data["g"][0]
+    p = data["p"][0] if "p" in data else None
+    slots = data["slots"]
+    tp, bp = data["tp"], data["bp"]
+    lp_table, mask_table = data["lp_table"], data["mask_table"]
+    sums = _fused.open_moments(g, p, slots, sizes, LOG_EPS)
+    sums = sums[:, :n_raw]  # without p the kernel's sums start at sign(m_0.1)
+    counts = jnp.asarray(np.maximum(np.asarray(sizes), 1), sums.dtype)[:, None]
+    inv_rms = jax.lax.rsqrt(NORM_EPS + sums / counts)
+    nets = [opt.network] + ([opt.critic_network] if opt.critic_network is not None else [])
+    wis, bis = [], []
+    for leaf in range(len(sizes)):
+        folds = [_fold(opt, net, leaf, inv_rms[leaf], tp, bp, lp_table) for net in nets]
+        w, b = folds[0]
+        if len(folds) == 2:
+            assert mask_table is not None
+            on_actor = mask_table[leaf] > 0.5
+            w = jnp.where(on_actor, w, folds[1][0])
+            b = jnp.where(on_actor, b, folds[1][1])
+        wis.append(w.T)
+        bis.append(b)
+    if len(nets) == 2:
+        assert mask_table is not None
+        leaf_net = jnp.where(mask_table > 0.5, 0, 1).astype(jnp.int32)
+    else:
+        leaf_net = jnp.zeros((len(sizes),), jnp.int32)
+    rows = [data[k][0] for k in ("lp", "dorm") if k in data]
+    n = g.shape[0]
+    row_block = jnp.stack(rows) if rows else jnp.zeros((0, n), g.dtype)
+    eps = None
+    leaf_noise = jnp.ones((len(sizes),), g.dtype)
+    if opt.use_stochasticity:
+        eps = data["eps"][0]
+        if mask_table is None:
+            eps = eps * data["mask"][0]
+        else:
+            leaf_noise = mask_table
+    packed = jnp.stack([_fused.pack_open_network(net) for net in nets])
+    new_slots, u_hat = _fused.open_step(
+        g,
+        p,
+        slots,
+        row_block,
+        eps,
+        leaf_noise,
+        jnp.stack(wis),
+        jnp.stack(bis),
+        packed,
+        leaf_net,
+        sizes,
+        hidden=opt.hidden_size,
+        width=opt.mlp_width,
+        n_out=opt.n_outputs,
+        alphas=(opt.alpha1, opt.alpha2, opt.alpha3),
+        log_eps=LOG_EPS,
+        ln_eps=opt.network.mlp.norms[0].eps if opt.network.mlp.norms else 1e-6,
+    )
+    return new_slots, u_hat[None]
+
+
+def _xla_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tuple[Array, Array]:
+    """OPEN's per-tensor statistics, network and `u_hat` with XLA (chunked column passes).
+
+    `data` holds the flat inputs (rows `(1, n)`: `g`, optionally `p`, `lp`, `dorm`,
+    `mask`, `eps`), the state `slots`, and the scalars/tables `tp`, `bp`, `lp_table`,
+    `mask_table` (None when absent). Returns `(new slots, u_hat (1, n))`.
+    """
+    self = opt
+    layout_sizes = sizes
+    inputs = {k: data[k] for k in _ROW_NAMES if k in data}
+    tp, bp = data["tp"], data["bp"]
+    lp_table, mask_table = data["lp_table"], data["mask_table"]
+    dtype = data["g"].dtype
+    n, n_mom = data["g"].shape[1], len(BETAS)
+    offsets = tuple(int(o) for o in np.cumsum((0, *layout_sizes))[:-1])
+    names = tuple(inputs)
+    n_raw = 14 if self.no_features else 15
+
+    def unpack(xs: tuple[Array, ...]) -> dict[str, Array]:
+        return dict(zip(names, xs, strict=True))
+
+    def moments(col: Any, xs: tuple[Array, ...]) -> Array:
+        x = unpack(xs[:-1])
+        _, raw = self._raw_features(x["g"], x.get("p"), xs[-1][:n_mom])
+        return jnp.concatenate([jnp.sum(r * r, axis=1) for r in raw])
+
+    def folded(net: OPENNetwork, leaf: int, inv_rms: Array) -> tuple[Array, Array]:
+        return _fold(self, net, leaf, inv_rms, tp, bp, lp_table)
+
+    def leaf_step(leaf: int, weights: tuple[Array, ...]):
+        def step(col: Any, xs: tuple[Array, ...], cs: tuple[Array, ...]):
+            x = unpack(xs)
+            slots_c = cs[0]
+            m, raw = self._raw_features(x["g"], x.get("p"), slots_c[:n_mom])
+            inp = list(raw)
+            if "lp" in x:
+                inp.append(x["lp"])
+            if "dorm" in x:
+                inp.append(x["dorm"])
+            h = slots_c[n_mom:]
+
+            def run(net: OPENNetwork, wi: Array, bi: Array, inp: list[Array], h: Array):
+                h_new = net.gru(gru_input(inp), h, wi, bi)
+                return net.mlp(h_new), h_new
+
+            critic = self.critic_network
+            if critic is None:
+                o, h_new = run(self.network, weights[0], weights[1], inp, h)
+            else:
+                actor_out = lambda i, hh: run(self.network, weights[0], weights[1], i, hh)
+                critic_out = lambda i, hh: run(critic, weights[2], weights[3], i, hh)
+                if mask_table is not None:
+                    o, h_new = jax.lax.cond(mask_table[leaf] > 0.5, actor_out, critic_out, inp, h)
+                else:
+                    o_a, h_a = actor_out(inp, h)
+                    o_c, h_c = critic_out(inp, h)
+                    is_actor = x["mask"] > 0.5
+                    o = jnp.where(is_actor, o_a, o_c)
+                    h_new = jnp.where(is_actor, h_a, h_c)
+            u_hat = self.alpha1 * o[0:1] * jnp.exp(self.alpha2 * o[1:2])
+            if self.use_stochasticity:
+                on_actor = x["mask"] if mask_table is None else mask_table[leaf]
+                u_hat = u_hat + self.alpha3 * o[2:3] * (x["eps"] * on_actor)
+            return (m, h_new), u_hat
+
+        return step
+
+    full = tuple(inputs.values())
+    bufs = (data["slots"], jnp.zeros((1, n), dtype))
+    for leaf, (offset, size) in enumerate(zip(offsets, layout_sizes, strict=True)):
+        if size == 0:
+            continue
+        span = {"start": offset, "stop": offset + size}
+        # Pass 1 (this leaf): per-tensor second moments of the raw features. Reads the
+        # state from the carried buffer (this leaf's columns are not yet overwritten),
+        # so the state can be updated in place.
+        sums = column_reduce(
+            moments, (*full, bufs[0]), jnp.zeros((n_raw,), dtype), self.chunk_size, **span
+        )
+        inv_rms = jax.lax.rsqrt(NORM_EPS + sums / size)
+        weights = folded(self.network, leaf, inv_rms)
+        if self.critic_network is not None:
+            weights = (*weights, *folded(self.critic_network, leaf, inv_rms))
+        # Pass 2 (this leaf): features, network and u_hat; state updated in place.
+        bufs = column_map(leaf_step(leaf, weights), full, bufs, self.chunk_size, **span)
+    slots, u_hat = bufs
+    return slots, u_hat

@@ -1,15 +1,30 @@
 """Optim4RL (Lan et al., "Learning to Optimize for Reinforcement Learning"), paper version."""
 
 import abc
+import copy
+from typing import Any, Literal, TypeVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
+from . import _fused
 from ._base import AbstractLearnedOptimizer, LearnedOptimizerState, check_state
+from ._fused import BACKENDS, fused_wanted, run_core
 from ._layout import ParamLayout
 from ._nn import GRU, MLP, column_map, count_flops
+
+_M = TypeVar("_M", bound=eqx.Module)
+
+
+def _replace_static(module: _M, **fields: Any) -> _M:
+    """A shallow copy of `module` with the given (static) fields replaced."""
+    new = copy.copy(module)
+    for name, value in fields.items():
+        object.__setattr__(new, name, value)
+    return new
+
 
 # Column chunk of the flat per-parameter computation (keeps intermediates in cache);
 # 8192 kept: 2048 was 0.89x the time at 1M parameters but 1.14x at 60k in an interleaved
@@ -42,6 +57,7 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
     pass (`_columns`) over the flat gradient; every context keyword is ignored."""
 
     chunk_size: eqx.AbstractVar[int]
+    learning_rate: eqx.AbstractVar[float]
 
     @property
     @abc.abstractmethod
@@ -87,13 +103,72 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
         layout = state.layout
         dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
         g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
-        slots, delta = column_map(
-            lambda start, xs, cs: self._columns(xs[0], cs[0]),
-            (g,),
-            (state.slots, jnp.zeros_like(g)),
-            self.chunk_size,
+        backend = self._backend()
+        use_fused = fused_wanted(backend, layout.dtype) and self._fused_supported()
+        slots, delta = run_core(
+            self,
+            {"g": g, "slots": state.slots},
+            _xla_columns,
+            _fused_columns,
+            layout.sizes,
+            backend,
+            use_fused,
         )
         return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)
+
+    def with_learning_rate(self: _M, learning_rate: float) -> _M:
+        """A copy with another agent learning rate `alpha` (same meta-parameters).
+
+        Optim4RL, LinearOptim and L2LGD2 scale their update by `alpha`; OPEN has no agent
+        learning rate (its update scales are the fixed `alpha1..3` of the paper).
+
+        **Arguments:**
+
+        - `learning_rate`: the new agent learning rate (a Python float; it is a static
+          field, so each value compiles its own program).
+
+        **Returns:**
+
+        A copy whose updates are `learning_rate / self.learning_rate` times this one's
+        (networks and state layout unchanged).
+        """
+        if not isinstance(learning_rate, int | float) or not learning_rate > 0:
+            raise ValueError(f"learning_rate must be a positive float, got {learning_rate!r}.")
+        return _replace_static(self, learning_rate=float(learning_rate))  # pyright: ignore[reportReturnType]
+
+    def _backend(self) -> str:
+        """The speed-only backend choice ("xla" for optimizers without a fused kernel)."""
+        return "xla"
+
+    def _fused_supported(self) -> bool:
+        """Whether the fused CPU kernel covers this optimizer's configuration."""
+        return False
+
+    def _fused_step(
+        self, g: Float[Array, " n"], slots: Float[Array, "s n"]
+    ) -> tuple[Float[Array, "s n"], Float[Array, " n"]]:
+        """`(new slots, delta_theta)` from the fused kernel (when `_fused_supported`)."""
+        raise NotImplementedError
+
+
+def _xla_columns(
+    opt: AbstractGradientOnlyOptimizer, data: dict[str, Array], sizes: tuple[int, ...]
+) -> tuple[Array, Array]:
+    g = data["g"]
+    slots, delta = column_map(
+        lambda start, xs, cs: opt._columns(xs[0], cs[0]),
+        (g,),
+        (data["slots"], jnp.zeros_like(g)),
+        opt.chunk_size,
+    )
+    return slots, delta
+
+
+def _fused_columns(
+    opt: AbstractGradientOnlyOptimizer, data: dict[str, Array], sizes: tuple[int, ...]
+) -> tuple[Array, Array]:
+    slots, delta = opt._fused_step(data["g"][0], data["slots"])
+    return slots, delta[None]
 
 
 class Optim4RL(AbstractGradientOnlyOptimizer):
@@ -130,7 +205,8 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
     sign_bias: float = eqx.field(static=True)  # b = 1, Algorithm 1
     eps1: float = eqx.field(static=True)  # 1e-18, Algorithm 1
     eps2: float = eqx.field(static=True)  # 1e-18, Algorithm 1
-    chunk_size: int = eqx.field(static=True)
+    chunk_size: int = eqx.field(static=True, metadata={"speed_only": True})
+    backend: Literal["auto", "xla", "fused"] = eqx.field(static=True, metadata={"speed_only": True})
 
     def __init__(
         self,
@@ -140,6 +216,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
         mlp_widths: tuple[int, ...] = (16, 16),
         clip: float = 1.0,
         chunk_size: int = DEFAULT_CHUNK,
+        backend: str = "auto",
         key: PRNGKeyArray,
     ):
         """**Arguments:**
@@ -150,7 +227,9 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
         - `hidden_size`, `mlp_widths`: 8 and (16, 16) in the paper (Appendix A); OPEN's
           multi-task experiment doubles them (16, (32, 32); OPEN Appendix B.5).
         - `clip`: element-wise gradient clip `c` (1 in Algorithm 1; 0 disables).
-        - `chunk_size`: columns per chunk of the flat computation (speed only).
+        - `chunk_size`: columns per chunk of the XLA computation (speed only).
+        - `backend`: "auto" (the fused CPU kernel on CPU when available, XLA on other
+          platforms), "xla" or "fused" (speed only; docs/optim/fused.md).
         - `key`: PRNG key for the initial meta-parameters (see `lorl_optim` init notes).
         """
         k1, k2, k3, k4 = jax.random.split(key, 4)
@@ -164,10 +243,58 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
         self.eps1 = 1e-18
         self.eps2 = 1e-18
         self.chunk_size = chunk_size
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        self.backend = backend  # pyright: ignore[reportAttributeAccessIssue]
 
     @property
     def n_slots(self) -> int:
         return self.gru1.hidden_size + self.gru2.hidden_size
+
+    def with_backend(self, backend: str) -> "Optim4RL":
+        """A copy that computes with `backend` ("auto", "xla" or "fused"; speed only).
+
+        **Arguments:**
+
+        - `backend`: the backend.
+
+        **Returns:**
+
+        An `Optim4RL` with the same meta-parameters.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        return _replace_static(self, backend=backend)
+
+    def _backend(self) -> str:
+        return self.backend
+
+    def _fused_supported(self) -> bool:
+        sizes = (self.gru1.hidden_size, *(layer.bias.shape[0] for layer in self.mlp1.layers))
+        sizes2 = (self.gru2.hidden_size, *(layer.bias.shape[0] for layer in self.mlp2.layers))
+        return (
+            sizes in ((8, 16, 16, 2), (16, 32, 32, 2))
+            and sizes2 == (*sizes[:3], 1)
+            and self.mlp1.norms is None
+            and self.mlp2.norms is None
+        )
+
+    def _fused_step(
+        self, g: Float[Array, " n"], slots: Float[Array, "s n"]
+    ) -> tuple[Float[Array, "s n"], Float[Array, " n"]]:
+        widths = (self.mlp1.layers[0].bias.shape[0], self.mlp1.layers[1].bias.shape[0])
+        return _fused.optim4rl_step(
+            g,
+            slots,
+            _fused.pack_optim4rl(self),
+            hidden=self.gru1.hidden_size,
+            widths=widths,
+            learning_rate=self.learning_rate,
+            clip=self.clip,
+            sign_bias=self.sign_bias,
+            eps1=self.eps1,
+            eps2=self.eps2,
+        )
 
     def flops_per_parameter(self) -> int:
         """Matmul FLOPs per agent parameter and step (2 per weight entry)."""

@@ -1,0 +1,448 @@
+"""The fused CPU kernels (`kernels.cc`): compilation, caching, loading, FFI calls.
+
+The C++ source ships with the package. On first use it is compiled with the system C++
+compiler (`$LORL_OPTIM_CXX`, else `c++`, else `g++`) with `FLAGS`, into a user cache
+directory (`$LORL_OPTIM_CACHE_DIR`, else `$XDG_CACHE_HOME/lorl_optim`, else
+`~/.cache/lorl_optim`), under a name keyed by a hash of the source, the flags, the jaxlib
+version, the compiler (path and `--version`) and the CPU's feature flags. Several processes
+may compile at once: each writes a private temporary file and renames it into place
+(atomic on POSIX). The library is loaded with ctypes and its handlers registered as XLA
+FFI targets for the CPU platform.
+
+If no compiler is found or compilation fails, `available()` returns False and warns once
+(`FusedKernelWarning`); the optimizers then use their XLA implementations.
+"""
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+SOURCE = Path(__file__).with_name("kernels.cc")
+FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c++17")
+TARGETS = {
+    "lorl_open_step": "LorlOpenStep",
+    "lorl_open_moments": "LorlOpenMoments",
+    "lorl_optim4rl_step": "LorlOptim4RLStep",
+    "lorl_math": "LorlMath",
+}
+# Columns per piece of work in the kernels (kernels.cc, TASK): the moment kernel returns
+# one row of partial sums per piece.
+TASK = 4096
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"tried": False, "ok": False, "error": None, "path": None}
+
+
+class FusedKernelWarning(RuntimeWarning):
+    """The fused CPU kernel could not be built or loaded; the XLA path is used."""
+
+
+def _compiler() -> str | None:
+    env = os.environ.get("LORL_OPTIM_CXX")
+    if env:
+        return env
+    return shutil.which("c++") or shutil.which("g++")
+
+
+def _cache_dir() -> Path:
+    env = os.environ.get("LORL_OPTIM_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lorl_optim"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(compiler: str, cache: Path) -> Path:
+    """Compile (if not cached) and return the path of the shared library."""
+    version = subprocess.run(
+        [compiler, "--version"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256()
+    for part in (source, " ".join(FLAGS).encode(), jaxlib.__version__.encode()):
+        digest.update(part + b"\0")
+    for part in (compiler, version, _cpu_flags(), platform.machine()):
+        digest.update(part.encode() + b"\0")
+    path = cache / f"lorl_optim_kernels-{digest.hexdigest()[:20]}.so"
+    if path.exists():
+        return path
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.so", dir=cache)
+    os.close(fd)
+    try:
+        cmd = [compiler, *FLAGS, f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", tmp]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"compiling the fused kernel failed ({' '.join(cmd)}):\n{result.stderr[-3000:]}"
+            )
+        os.replace(tmp, path)  # atomic: concurrent builders all write complete files
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def available() -> bool:
+    """Whether the fused CPU kernel is built, loaded and registered (builds it on the
+    first call; warns once with `FusedKernelWarning` if that fails).
+
+    **Returns:**
+
+    True if the fused kernels can be used on CPU.
+    """
+    with _lock:
+        if _state["tried"]:
+            return bool(_state["ok"])
+        _state["tried"] = True
+        try:
+            compiler = _compiler()
+            if compiler is None:
+                raise RuntimeError("no C++ compiler found (set LORL_OPTIM_CXX or install g++)")
+            path = _build(compiler, _cache_dir())
+            lib = ctypes.cdll.LoadLibrary(str(path))
+            for name, symbol in TARGETS.items():
+                capsule = jax.ffi.pycapsule(getattr(lib, symbol))
+                jax.ffi.register_ffi_target(name, capsule, platform="cpu")
+            _state.update(ok=True, path=path, lib=lib)
+        except Exception as e:
+            _state.update(ok=False, error=e)
+            warnings.warn(
+                f"lorl_optim: the fused CPU kernel is unavailable, using the XLA "
+                f"implementation instead ({type(e).__name__}: {e})",
+                FusedKernelWarning,
+                stacklevel=2,
+            )
+        return bool(_state["ok"])
+
+
+def error() -> BaseException | None:
+    """The exception that made the kernel unavailable (None if it loaded or was not tried).
+
+    **Returns:**
+
+    The exception, or None.
+    """
+    return _state["error"]
+
+
+# ----------------------------------------------------------------------------- calls
+
+
+def pieces_per_leaf(sizes: tuple[int, ...]) -> list[int]:
+    """Number of `TASK`-column pieces of each leaf (rows of the moment kernel's output)."""
+    return [-(-s // TASK) for s in sizes]
+
+
+def offsets_array(sizes: tuple[int, ...]) -> Int[np.ndarray, " leaves_plus_one"]:
+    """Leaf boundaries `(0, s0, s0 + s1, ...)` as int32."""
+    return np.cumsum((0, *sizes)).astype(np.int32)
+
+
+def open_moments(
+    g: Float[Array, " n"],
+    p: Float[Array, " n"] | None,
+    slots: Float[Array, "s n"],
+    sizes: tuple[int, ...],
+    log_eps: float,
+) -> Float[Array, "leaves 15"]:
+    """Per-leaf sums of squares of OPEN's raw features (14 columns used without `p`).
+
+    **Arguments:**
+
+    - `g`: flat gradient; `p`: flat parameters or None; `slots`: the old state
+      (momenta in rows 0-5).
+    - `sizes`: leaf sizes (static); `log_eps`: the epsilon inside the logs.
+
+    **Returns:**
+
+    `(n_leaves, 15)` sums, each leaf's pieces added in order (independent of threads).
+    """
+    counts = pieces_per_leaf(sizes)
+    total = sum(counts)
+    out = jax.ffi.ffi_call(
+        "lorl_open_moments",
+        jax.ShapeDtypeStruct((total, 15), jnp.float32),
+        vmap_method="sequential",
+    )(
+        g,
+        g if p is None else p,
+        slots,
+        jnp.asarray(offsets_array(sizes)),
+        has_p=p is not None,
+        log_eps=np.float32(log_eps),
+    )
+    rows = []
+    start = 0
+    for c in counts:
+        rows.append(jnp.sum(out[start : start + c], axis=0) if c else jnp.zeros((15,), out.dtype))
+        start += c
+    return jnp.stack(rows)
+
+
+def open_step(
+    g: Float[Array, " n"],
+    p: Float[Array, " n"] | None,
+    slots: Float[Array, "s n"],
+    rows: Float[Array, "r n"],
+    eps: Float[Array, " n"] | None,
+    leaf_noise: Float[Array, " leaves"],
+    wi: Float[Array, "leaves k gates"],
+    bi: Float[Array, "leaves gates"],
+    nets: Float[Array, "nets w"],
+    leaf_net: Int[Array, " leaves"],
+    sizes: tuple[int, ...],
+    *,
+    hidden: int,
+    width: int,
+    n_out: int,
+    alphas: tuple[float, float, float],
+    log_eps: float,
+    ln_eps: float,
+) -> tuple[Float[Array, "s n"], Float[Array, " n"]]:
+    """OPEN's network and `u_hat` for every column (the kernel `lorl_open_step`).
+
+    **Arguments:** flat inputs as described in kernels.cc (`OpenStepImpl`); `wi` are the
+    per-leaf folded GRU input weights transposed to `(inputs, 3F)`; `nets` the packed
+    networks (`pack_open_network`).
+
+    **Returns:**
+
+    `(new slots, u_hat)`.
+    """
+    n = g.shape[0]
+    new_slots, u_hat = jax.ffi.ffi_call(
+        "lorl_open_step",
+        (jax.ShapeDtypeStruct(slots.shape, jnp.float32), jax.ShapeDtypeStruct((n,), jnp.float32)),
+        vmap_method="sequential",
+        input_output_aliases={2: 0},
+    )(
+        g,
+        g if p is None else p,
+        slots,
+        rows,
+        jnp.zeros((1,), jnp.float32) if eps is None else eps,
+        leaf_noise,
+        wi,
+        bi,
+        nets,
+        leaf_net,
+        jnp.asarray(offsets_array(sizes)),
+        hidden=hidden,
+        width=width,
+        n_out=n_out,
+        has_p=p is not None,
+        stochastic=eps is not None,
+        a1=np.float32(alphas[0]),
+        a2=np.float32(alphas[1]),
+        a3=np.float32(alphas[2]),
+        log_eps=np.float32(log_eps),
+        ln_eps=np.float32(ln_eps),
+    )
+    return new_slots, u_hat
+
+
+def _centred(layer: Any) -> tuple[Array, Array]:
+    w = layer.weight - jnp.mean(layer.weight, axis=0, keepdims=True)
+    return w, layer.bias - jnp.mean(layer.bias)
+
+
+def pack_open_network(net: Any) -> Float[Array, " w"]:
+    """One OPEN network's weights in the kernel's packed layout (kernels.cc, `OpenNet`);
+    the LayerNorm centring is folded into the layers as in `lorl_optim.MLP`."""
+    l0, l1, l2 = net.mlp.layers
+    n1, n2 = net.mlp.norms
+    w0, b0 = _centred(l0)
+    w1, b1 = _centred(l1)
+    parts = [
+        net.gru.weight_hh.T,
+        net.gru.bias_hn,
+        w0.T,
+        b0,
+        n1.scale,
+        n1.bias,
+        w1.T,
+        b1,
+        n2.scale,
+        n2.bias,
+        l2.weight.T,
+        l2.bias,
+    ]
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in parts])
+
+
+def pack_optim4rl(opt: Any) -> Float[Array, " w"]:
+    """Optim4RL's weights in the kernel's packed layout (kernels.cc, `O4Net`)."""
+    parts = []
+    for gru, mlp in ((opt.gru1, opt.mlp1), (opt.gru2, opt.mlp2)):
+        parts += [gru.weight_ih.T, gru.bias_ih, gru.weight_hh.T, gru.bias_hn]
+        for layer in mlp.layers:
+            parts += [layer.weight.T, layer.bias]
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in parts])
+
+
+def optim4rl_step(
+    g: Float[Array, " n"],
+    slots: Float[Array, "s n"],
+    net: Float[Array, " w"],
+    *,
+    hidden: int,
+    widths: tuple[int, int],
+    learning_rate: float,
+    clip: float,
+    sign_bias: float,
+    eps1: float,
+    eps2: float,
+) -> tuple[Float[Array, "s n"], Float[Array, " n"]]:
+    """Optim4RL's per-parameter networks and `delta_theta` (the kernel `lorl_optim4rl_step`).
+
+    **Arguments:** flat gradient, state, packed weights (`pack_optim4rl`) and the static
+    configuration.
+
+    **Returns:**
+
+    `(new slots, delta_theta)`.
+    """
+    new_slots, delta = jax.ffi.ffi_call(
+        "lorl_optim4rl_step",
+        (
+            jax.ShapeDtypeStruct(slots.shape, jnp.float32),
+            jax.ShapeDtypeStruct(g.shape, jnp.float32),
+        ),
+        vmap_method="sequential",
+        input_output_aliases={1: 0},
+    )(
+        g,
+        slots,
+        net,
+        hidden=hidden,
+        width1=widths[0],
+        width2=widths[1],
+        lr=np.float32(learning_rate),
+        clip=np.float32(clip),
+        sign_bias=np.float32(sign_bias),
+        eps1=np.float32(eps1),
+        eps2=np.float32(eps2),
+    )
+    return new_slots, delta
+
+
+def math_op(x: Float[Array, " n"], op: str) -> Float[Array, " n"]:
+    """The kernel's approximation of `op` ("exp", "log", "sigmoid", "tanh", "rsqrt")
+    applied elementwise (for tests of the documented error bounds).
+
+    **Arguments:**
+
+    - `x`: float32 vector.
+    - `op`: the function's name.
+
+    **Returns:**
+
+    The approximated values.
+    """
+    index = ("exp", "log", "sigmoid", "tanh", "rsqrt").index(op)
+    return jax.ffi.ffi_call("lorl_math", jax.ShapeDtypeStruct(x.shape, jnp.float32))(
+        x, op=np.int64(index)
+    )
+
+
+# ------------------------------------------------------------------- backend selection
+
+BACKENDS = ("auto", "xla", "fused")
+
+
+def fused_wanted(backend: str, dtype: Any) -> bool:
+    """Whether an optimizer with this `backend` field should use the fused kernel for
+    parameters of `dtype` (float32 only; builds the kernel on first use).
+
+    **Arguments:**
+
+    - `backend`: "auto", "xla" or "fused".
+    - `dtype`: the flat parameter dtype.
+
+    **Returns:**
+
+    True to use the fused path (on CPU; "auto" still runs XLA on other platforms).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    if backend == "xla" or jnp.dtype(dtype) != jnp.float32:
+        return False
+    return available()
+
+
+def run_core(
+    opt: Any,
+    data: Any,
+    xla_core: Any,
+    fused_core: Any,
+    sizes: tuple[int, ...],
+    backend: str,
+    use_fused: bool,
+) -> Any:
+    """`xla_core(opt, data, sizes)`, computed by `fused_core` when `use_fused`.
+
+    The fused path is a `jax.custom_jvp` whose JVP rule is the JVP of the XLA core, so
+    forward- and reverse-mode derivatives (meta-gradients) are those of the XLA
+    implementation. With `backend="auto"` the kernel is chosen per lowering platform
+    (`jax.lax.platform_dependent`): CPU runs the kernel, other platforms the XLA core.
+
+    **Arguments:**
+
+    - `opt`: the optimizer module (its arrays are the meta-parameters).
+    - `data`: pytree of arrays (None allowed) read by both cores.
+    - `xla_core`, `fused_core`: functions `(opt, data, sizes) -> outputs`.
+    - `sizes`: static leaf sizes.
+    - `backend`: the optimizer's `backend` field.
+    - `use_fused`: result of `fused_wanted` and the optimizer's own support check.
+
+    **Returns:**
+
+    The core's outputs.
+    """
+
+    def xla(o: Any, d: Any) -> Any:
+        return xla_core(o, d, sizes)
+
+    if not use_fused:
+        return xla(opt, data)
+
+    def fused(o: Any, d: Any) -> Any:
+        return fused_core(o, d, sizes)
+
+    @jax.custom_jvp
+    def core(o: Any, d: Any) -> Any:
+        if backend == "fused":
+            return fused(o, d)
+        return jax.lax.platform_dependent(o, d, cpu=fused, default=xla)
+
+    @core.defjvp
+    def _core_jvp(primals: Any, tangents: Any) -> Any:
+        return jax.jvp(xla, primals, tangents)
+
+    return core(opt, data)

@@ -1,0 +1,668 @@
+// Fused CPU kernels for the per-parameter networks of lorl_optim (OPEN and Optim4RL),
+// called from JAX through the XLA FFI (see lorl_optim/_fused/__init__.py and
+// docs/optim/fused.md).
+//
+// Layout: every per-parameter quantity is a row of a features-major (rows, n) float32
+// array, one column per agent parameter. The kernels process 16 columns at a time as one
+// GCC/Clang vector (`V`, 16 floats: one AVX-512 register, two AVX2 registers); weights are
+// scalars broadcast into the fused multiply-adds. Every intermediate of the network stays
+// in registers or on the stack (L1). Each column is independent, so the result does not
+// depend on how the columns are split between threads.
+//
+// Transcendental functions are polynomial approximations written with vector operations
+// (fast_exp, fast_log, fast_rsqrt below); their maximal errors are measured against
+// float64 in tests/lorl_optim/test_optim_fused.py and documented in docs/optim/fused.md.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int W = 16;  // columns per vector
+typedef float V __attribute__((vector_size(64)));
+typedef float Vu __attribute__((vector_size(64), aligned(4)));
+typedef int32_t VI __attribute__((vector_size(64)));
+
+inline V splat(float x) { return V{} + x; }
+
+// Load `count` (<= W) floats; missing lanes are zero.
+inline V load(const float* p, int count) {
+  if (count == W) return *reinterpret_cast<const Vu*>(p);
+  V v = {};
+  for (int i = 0; i < count; ++i) v[i] = p[i];
+  return v;
+}
+
+inline void store(float* p, V v, int count) {
+  if (count == W) {
+    *reinterpret_cast<Vu*>(p) = v;
+    return;
+  }
+  for (int i = 0; i < count; ++i) p[i] = v[i];
+}
+
+inline V bits_to_float(VI b) {
+  V v;
+  std::memcpy(&v, &b, sizeof(v));
+  return v;
+}
+
+inline VI float_to_bits(V v) {
+  VI b;
+  std::memcpy(&b, &v, sizeof(b));
+  return b;
+}
+
+// max/min that return `a` when it is NaN (NaN propagates as through XLA's ops).
+inline V vmax(V a, V b) { return a < b ? b : a; }
+inline V vmin(V a, V b) { return a > b ? b : a; }
+inline V vabs(V x) { return bits_to_float(float_to_bits(x) & 0x7fffffff); }
+
+// sign(x): -1, 0 or 1 (comparisons give -1 for true).
+inline V vsign(V x) {
+  VI neg = x < 0.0f;
+  VI pos = x > 0.0f;
+  return __builtin_convertvector(neg - pos, V);
+}
+
+// exp(x) for x clamped to [-87.3, 88.37] (so 2^k stays a normal float; XLA would give
+// inf above 88.72 and 0 / denormals below -87.3): 2^k * p(r), r = x - k ln2 (Cody-Waite split of
+// ln2), p the degree-6 Taylor polynomial (|r| <= ln2/2: truncation < 2e-8 relative).
+inline V fast_exp(V x) {
+  x = vmin(vmax(x, splat(-87.3f)), splat(88.37f));
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  V k = (x * 1.44269504088896341f + magic) - magic;
+  V r = x - k * 0.693145751953125f;
+  r = r - k * 1.428606765330187e-06f;
+  V p = splat(1.0f / 720.0f);
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  VI e = (__builtin_convertvector(k, VI) + 127) << 23;
+  return p * bits_to_float(e);
+}
+
+// log(x) for finite x > 0 (normal floats): x = 2^e m with m in [sqrt(1/2), sqrt(2)),
+// log(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716, series to s^9
+// (truncation < 3e-9).
+inline V fast_log(V x) {
+  VI b = float_to_bits(x);
+  VI e = ((b >> 23) & 0xff) - 127;
+  V m = bits_to_float((b & 0x7fffff) | 0x3f800000);
+  VI big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  e = e - big;  // big is -1 where true
+  V s = (m - 1.0f) / (m + 1.0f);
+  V s2 = s * s;
+  V p = splat(2.0f / 9.0f);
+  p = p * s2 + 2.0f / 7.0f;
+  p = p * s2 + 2.0f / 5.0f;
+  p = p * s2 + 2.0f / 3.0f;
+  p = p * s2 + 2.0f;
+  V r = __builtin_convertvector(e, V) * 0.693147180559945309f + p * s;
+  return x == x ? r : x;  // NaN in, NaN out
+}
+
+inline V fast_sigmoid(V x) { return 1.0f / (1.0f + fast_exp(-x)); }
+inline V fast_tanh(V x) { return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.0f; }
+
+// 1/sqrt(x) for normal x > 0: bit-trick start and three Newton steps.
+inline V fast_rsqrt(V x) {
+  V y = bits_to_float(0x5f3759df - (float_to_bits(x) >> 1));
+  V h = 0.5f * x;
+  y = y * (1.5f - h * y * y);
+  y = y * (1.5f - h * y * y);
+  y = y * (1.5f - h * y * y);
+  return y;
+}
+
+inline V relu(V x) { return x < 0.0f ? V{} : x; }  // NaN propagates
+
+// y[j] = b[j] + sum_k wt[k * OUT + j] x[k] for j < OUT (`wt` is the transposed weight,
+// `(in, OUT)` row-major). Outputs in register blocks of BLK accumulators, inputs
+// streamed: one vector load of x[k] per BLK fused multiply-adds.
+template <int OUT>
+inline void dense(const float* wt, const float* b, const V* x, int in, V* y) {
+  constexpr int BLK = OUT <= 24 ? OUT : (OUT % 24 == 0 ? 24 : 16);
+  static_assert(OUT % BLK == 0, "unsupported layer width");
+  for (int jb = 0; jb < OUT; jb += BLK) {
+    V acc[BLK];
+    for (int j = 0; j < BLK; ++j) acc[j] = splat(b[jb + j]);
+    for (int k = 0; k < in; ++k) {
+      V xk = x[k];
+      const float* w = wt + k * OUT + jb;
+#pragma GCC unroll 48
+      for (int j = 0; j < BLK; ++j) acc[j] += w[j] * xk;
+    }
+    for (int j = 0; j < BLK; ++j) y[jb + j] = acc[j];
+  }
+}
+
+// Same without bias.
+template <int OUT>
+inline void dense_nb(const float* wt, const V* x, int in, V* y) {
+  constexpr int BLK = OUT <= 24 ? OUT : (OUT % 24 == 0 ? 24 : 16);
+  static_assert(OUT % BLK == 0, "unsupported layer width");
+  for (int jb = 0; jb < OUT; jb += BLK) {
+    V acc[BLK] = {};
+    for (int k = 0; k < in; ++k) {
+      V xk = x[k];
+      const float* w = wt + k * OUT + jb;
+#pragma GCC unroll 48
+      for (int j = 0; j < BLK; ++j) acc[j] += w[j] * xk;
+    }
+    for (int j = 0; j < BLK; ++j) y[jb + j] = acc[j];
+  }
+}
+
+// GRU step (flax convention, gates [r, z, n]): gx = Wi x + bi (precomputed), gh = Wh h.
+template <int F>
+inline void gru_gates(const V* gx, const V* gh, const float* bhn, V* h) {
+  for (int j = 0; j < F; ++j) {
+    V r = fast_sigmoid(gx[j] + gh[j]);
+    V z = fast_sigmoid(gx[F + j] + gh[F + j]);
+    V nn = fast_tanh(gx[2 * F + j] + r * (gh[2 * F + j] + bhn[j]));
+    h[j] = (1.0f - z) * nn + z * h[j];
+  }
+}
+
+// Column tasks: [start, stop) ranges that never cross a leaf boundary, of at most
+// `task` columns, run on the caller's thread and on the XLA intra-op thread pool.
+struct Tasks {
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  int64_t total = 0;
+};
+
+int max_threads() {
+  const char* s = std::getenv("LORL_OPTIM_FUSED_THREADS");
+  if (s == nullptr || *s == '\0') return 0;
+  return std::max(1, std::atoi(s));
+}
+
+// Run `body(start, stop, leaf)` over the columns of every leaf in pieces of `task`
+// columns, in parallel. `offsets` has n_leaves + 1 entries.
+template <typename Body>
+void parallel_columns(ffi::ThreadPool& pool, const int32_t* offsets, int64_t n_leaves,
+                      int64_t task, Body body) {
+  // Piece list: (leaf, start, stop).
+  struct Piece {
+    int64_t leaf, start, stop;
+  };
+  auto pieces = std::make_shared<std::vector<Piece>>();
+  for (int64_t l = 0; l < n_leaves; ++l) {
+    for (int64_t s = offsets[l]; s < offsets[l + 1]; s += task) {
+      pieces->push_back({l, s, std::min<int64_t>(s + task, offsets[l + 1])});
+    }
+  }
+  auto tasks = std::make_shared<Tasks>();
+  tasks->total = static_cast<int64_t>(pieces->size());
+  int64_t threads = pool.num_threads();
+  const int64_t hw = static_cast<int64_t>(std::thread::hardware_concurrency());
+  if (hw > 0) threads = std::min<int64_t>(threads, hw - 1);
+  int limit = max_threads();
+  if (limit > 0) threads = std::min<int64_t>(threads, limit - 1);
+  threads = std::min<int64_t>(threads, tasks->total - 1);
+  // The body is shared with pool tasks that may start after this call returned; they then
+  // find no piece left and never touch the body's (dangling) references.
+  auto shared_body = std::make_shared<Body>(body);
+  auto worker = [tasks, pieces, shared_body]() {
+    for (;;) {
+      int64_t i = tasks->next.fetch_add(1);
+      if (i >= tasks->total) return;
+      const Piece& p = (*pieces)[i];
+      (*shared_body)(p.start, p.stop, p.leaf);
+      tasks->done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  for (int64_t t = 0; t < threads; ++t) {
+    auto copy = worker;
+    pool.Schedule(std::move(copy));
+  }
+  worker();
+  while (tasks->done.load(std::memory_order_acquire) < tasks->total) std::this_thread::yield();
+}
+
+constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
+constexpr int64_t TASK = 4096;
+
+// ------------------------------------------------------------------------------ OPEN
+
+// Packed network weights (one row per network), all transposed to (in, out):
+//   whh (F, 3F), bhn (F), w0 (F, H) row-centred, b0 (H) centred, s1 (H), c1 (H),
+//   w1 (H, H) row-centred, b1 (H) centred, s2 (H), c2 (H), w2 (H, O), b2 (O).
+template <int F, int H>
+struct OpenNet {
+  const float *whh, *bhn, *w0, *b0, *s1, *c1, *w1, *b1, *s2, *c2, *w2, *b2;
+  static int64_t size(int o) { return 3 * F * F + F + F * H + H * H + 6 * H + H * o + o; }
+  OpenNet(const float* p, int o) {
+    whh = p; p += 3 * F * F;
+    bhn = p; p += F;
+    w0 = p; p += F * H;
+    b0 = p; p += H;
+    s1 = p; p += H;
+    c1 = p; p += H;
+    w1 = p; p += H * H;
+    b1 = p; p += H;
+    s2 = p; p += H;
+    c2 = p; p += H;
+    w2 = p; p += H * o;
+    b2 = p;
+  }
+};
+
+template <int H>
+inline void layer_norm_relu(V* a, const float* s, const float* c, float eps) {
+  V var = {};
+  for (int j = 0; j < H; ++j) var += a[j] * a[j];
+  V inv = fast_rsqrt(var * (1.0f / H) + eps);
+  for (int j = 0; j < H; ++j) a[j] = relu(a[j] * inv * s[j] + c[j]);
+}
+
+struct OpenArgs {
+  const float *g, *p, *slots, *rows, *eps, *leaf_noise, *wi, *bi, *nets;
+  const int32_t* leaf_net;
+  float *slots_out, *u_out;
+  int64_t n, n_rows, n_in, n_out, net_size;
+  bool has_p, stochastic;
+  float a1, a2, a3, log_eps, ln_eps;
+};
+
+template <int F, int H>
+void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) {
+  const int64_t n = A.n;
+  const int nin = static_cast<int>(A.n_in);
+  const float* wi = A.wi + leaf * nin * 3 * F;  // (n_in, 3F)
+  const float* bi = A.bi + leaf * 3 * F;
+  OpenNet<F, H> net(A.nets + A.leaf_net[leaf] * A.net_size, static_cast<int>(A.n_out));
+  const float noise_scale = A.stochastic ? A.a3 * A.leaf_noise[leaf] : 0.0f;
+  for (int64_t c = start; c < stop; c += W) {
+    const int cnt = static_cast<int>(std::min<int64_t>(W, stop - c));
+    V x[24];
+    V h[F];
+    int k = 0;
+    V g = load(A.g + c, cnt);
+    if (A.has_p) x[k++] = load(A.p + c, cnt);
+    V m[6];
+    for (int b = 0; b < 6; ++b) {
+      m[b] = BETAS[b] * load(A.slots + b * n + c, cnt) + (1.0f - BETAS[b]) * g;
+      x[k + b] = vsign(m[b]);
+      x[k + 6 + b] = fast_log(vabs(m[b]) + A.log_eps);
+    }
+    k += 12;
+    x[k++] = vsign(g);
+    x[k++] = fast_log(vabs(g) + A.log_eps);
+    for (int r = 0; r < A.n_rows; ++r) x[k++] = load(A.rows + r * n + c, cnt);
+    for (int j = 0; j < F; ++j) h[j] = load(A.slots + (6 + j) * n + c, cnt);
+    V gx[3 * F], gh[3 * F];
+    dense<3 * F>(wi, bi, x, nin, gx);
+    dense_nb<3 * F>(net.whh, h, F, gh);
+    gru_gates<F>(gx, gh, net.bhn, h);
+    V a[H], b2[H];
+    dense<H>(net.w0, net.b0, h, F, a);
+    layer_norm_relu<H>(a, net.s1, net.c1, A.ln_eps);
+    dense<H>(net.w1, net.b1, a, H, b2);
+    layer_norm_relu<H>(b2, net.s2, net.c2, A.ln_eps);
+    V o[3];
+    for (int j = 0; j < A.n_out; ++j) {
+      V acc = splat(net.b2[j]);
+      for (int i = 0; i < H; ++i) acc += net.w2[i * A.n_out + j] * b2[i];
+      o[j] = acc;
+    }
+    V u = A.a1 * o[0] * fast_exp(A.a2 * o[1]);
+    if (A.stochastic) u += noise_scale * o[2] * load(A.eps + c, cnt);
+    for (int b = 0; b < 6; ++b) store(A.slots_out + b * n + c, m[b], cnt);
+    for (int j = 0; j < F; ++j) store(A.slots_out + (6 + j) * n + c, h[j], cnt);
+    store(A.u_out + c, u, cnt);
+  }
+}
+
+ffi::Error OpenStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
+                        ffi::Buffer<ffi::F32> slots, ffi::Buffer<ffi::F32> rows,
+                        ffi::Buffer<ffi::F32> eps, ffi::Buffer<ffi::F32> leaf_noise,
+                        ffi::Buffer<ffi::F32> wi, ffi::Buffer<ffi::F32> bi,
+                        ffi::Buffer<ffi::F32> nets, ffi::Buffer<ffi::S32> leaf_net,
+                        ffi::Buffer<ffi::S32> offsets, ffi::ResultBuffer<ffi::F32> slots_out,
+                        ffi::ResultBuffer<ffi::F32> u_out, int64_t hidden, int64_t width,
+                        int64_t n_out, bool has_p, bool stochastic, float a1, float a2,
+                        float a3, float log_eps, float ln_eps) {
+  OpenArgs A;
+  A.n = static_cast<int64_t>(g.element_count());
+  A.g = g.typed_data();
+  A.p = p.typed_data();
+  A.slots = slots.typed_data();
+  A.rows = rows.typed_data();
+  A.n_rows = A.n == 0 ? 0 : static_cast<int64_t>(rows.element_count()) / A.n;
+  A.eps = eps.typed_data();
+  A.leaf_noise = leaf_noise.typed_data();
+  A.wi = wi.typed_data();
+  A.bi = bi.typed_data();
+  A.nets = nets.typed_data();
+  A.leaf_net = leaf_net.typed_data();
+  A.slots_out = slots_out->typed_data();
+  A.u_out = u_out->typed_data();
+  A.n_in = (has_p ? 1 : 0) + 14 + A.n_rows;
+  A.n_out = n_out;
+  A.has_p = has_p;
+  A.stochastic = stochastic;
+  A.a1 = a1;
+  A.a2 = a2;
+  A.a3 = a3;
+  A.log_eps = log_eps;
+  A.ln_eps = ln_eps;
+  const int64_t n_leaves = static_cast<int64_t>(offsets.element_count()) - 1;
+  if (A.n_in > 24 || n_out < 2 || n_out > 3 || (stochastic && n_out != 3)) {
+    return ffi::Error::InvalidArgument("lorl_open_step: unsupported input/output sizes");
+  }
+  if (static_cast<int64_t>(bi.element_count()) != n_leaves * 3 * hidden) {
+    return ffi::Error::InvalidArgument("lorl_open_step: bi has the wrong size");
+  }
+  const int32_t* off = offsets.typed_data();
+  if (hidden == 8 && width == 16) {
+    A.net_size = OpenNet<8, 16>::size(static_cast<int>(n_out));
+    parallel_columns(pool, off, n_leaves, TASK, [&A](int64_t s, int64_t e, int64_t l) {
+      open_columns<8, 16>(A, s, e, l);
+    });
+  } else if (hidden == 16 && width == 32) {
+    A.net_size = OpenNet<16, 32>::size(static_cast<int>(n_out));
+    parallel_columns(pool, off, n_leaves, TASK, [&A](int64_t s, int64_t e, int64_t l) {
+      open_columns<16, 32>(A, s, e, l);
+    });
+  } else {
+    return ffi::Error::InvalidArgument("lorl_open_step: unsupported (hidden, width)");
+  }
+  return ffi::Error::Success();
+}
+
+// Per-leaf sums of squares of the raw OPEN features ([p], sign(m_b) x 6, log|m_b| x 6,
+// sign(g), log|g|), in fixed pieces of TASK columns; the caller adds the pieces of a
+// leaf in order (so the sums do not depend on the thread count). Output (n_pieces, 15).
+void open_moment_columns(const float* g, const float* p, const float* slots, int64_t n,
+                         bool has_p, float log_eps, int64_t start, int64_t stop, float* out) {
+  V acc[15] = {};
+  for (int64_t c = start; c < stop; c += W) {
+    const int cnt = static_cast<int>(std::min<int64_t>(W, stop - c));
+    V gv = load(g + c, cnt);
+    int k = 0;
+    if (has_p) {
+      V pv = load(p + c, cnt);
+      acc[k++] += pv * pv;
+    }
+    V mask = cnt == W ? splat(1.0f) : V{};
+    if (cnt != W) {
+      for (int i = 0; i < cnt; ++i) mask[i] = 1.0f;
+    }
+    for (int b = 0; b < 6; ++b) {
+      V m = BETAS[b] * load(slots + b * n + c, cnt) + (1.0f - BETAS[b]) * gv;
+      V s = vsign(m);
+      V l = fast_log(vabs(m) + log_eps) * mask;
+      acc[k + b] += s * s;
+      acc[k + 6 + b] += l * l;
+    }
+    k += 12;
+    V s = vsign(gv);
+    V l = fast_log(vabs(gv) + log_eps) * mask;
+    acc[k++] += s * s;
+    acc[k++] += l * l;
+  }
+  const int nf = has_p ? 15 : 14;
+  for (int f = 0; f < nf; ++f) {
+    double t = 0.0;
+    for (int i = 0; i < W; ++i) t += acc[f][i];
+    out[f] = static_cast<float>(t);
+  }
+}
+
+ffi::Error OpenMomentsImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g,
+                           ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> slots,
+                           ffi::Buffer<ffi::S32> offsets, ffi::ResultBuffer<ffi::F32> out,
+                           bool has_p, float log_eps) {
+  const int64_t n = static_cast<int64_t>(g.element_count());
+  const int32_t* off = offsets.typed_data();
+  const int64_t n_leaves = static_cast<int64_t>(offsets.element_count()) - 1;
+  // Piece index of (leaf, start): pieces are numbered leaf by leaf.
+  std::vector<int64_t> first(n_leaves + 1, 0);
+  for (int64_t l = 0; l < n_leaves; ++l) {
+    first[l + 1] = first[l] + (off[l + 1] - off[l] + TASK - 1) / TASK;
+  }
+  if (static_cast<int64_t>(out->element_count()) != first[n_leaves] * 15) {
+    return ffi::Error::InvalidArgument("lorl_open_moments: output has the wrong size");
+  }
+  const float *gp = g.typed_data(), *pp = p.typed_data(), *sp = slots.typed_data();
+  float* o = out->typed_data();
+  std::fill(o, o + first[n_leaves] * 15, 0.0f);
+  const int64_t* fp = first.data();
+  parallel_columns(pool, off, n_leaves, TASK, [=](int64_t s, int64_t e, int64_t l) {
+    int64_t piece = fp[l] + (s - off[l]) / TASK;
+    open_moment_columns(gp, pp, sp, n, has_p, log_eps, s, e, o + piece * 15);
+  });
+  return ffi::Error::Success();
+}
+
+// -------------------------------------------------------------------------- Optim4RL
+
+// Packed weights, transposed to (in, out): gru1 wi (2, 3F), bi (3F), whh (F, 3F), bhn (F),
+// mlp1 w0 (F, H1), b0, w1 (H1, H2), b1, w2 (H2, 2), b2 (2); gru2 wi (1, 3F), bi, whh, bhn;
+// mlp2 w0 (F, H1), b0, w1 (H1, H2), b1, w2 (H2, 1), b2 (1).
+template <int F, int H1, int H2>
+struct O4Net {
+  const float *wi1, *bi1, *wh1, *bn1, *a0, *c0, *a1, *c1, *a2, *c2;
+  const float *wi2, *bi2, *wh2, *bn2, *d0, *e0, *d1, *e1, *d2, *e2;
+  static int64_t size() {
+    return (2 * 3 * F + 3 * F + 3 * F * F + F) + (F * H1 + H1 + H1 * H2 + H2 + H2 * 2 + 2) +
+           (3 * F + 3 * F + 3 * F * F + F) + (F * H1 + H1 + H1 * H2 + H2 + H2 + 1);
+  }
+  explicit O4Net(const float* p) {
+    wi1 = p; p += 6 * F;
+    bi1 = p; p += 3 * F;
+    wh1 = p; p += 3 * F * F;
+    bn1 = p; p += F;
+    a0 = p; p += F * H1;
+    c0 = p; p += H1;
+    a1 = p; p += H1 * H2;
+    c1 = p; p += H2;
+    a2 = p; p += 2 * H2;
+    c2 = p; p += 2;
+    wi2 = p; p += 3 * F;
+    bi2 = p; p += 3 * F;
+    wh2 = p; p += 3 * F * F;
+    bn2 = p; p += F;
+    d0 = p; p += F * H1;
+    e0 = p; p += H1;
+    d1 = p; p += H1 * H2;
+    e1 = p; p += H2;
+    d2 = p; p += H2;
+    e2 = p;
+  }
+};
+
+struct O4Args {
+  const float *g, *slots, *net;
+  float *slots_out, *out;
+  int64_t n;
+  float lr, clip, sign_bias, eps1, eps2;
+};
+
+template <int F, int H1, int H2>
+void optim4rl_columns(const O4Args& A, int64_t start, int64_t stop) {
+  const O4Net<F, H1, H2> net(A.net);
+  const int64_t n = A.n;
+  for (int64_t c = start; c < stop; c += W) {
+    const int cnt = static_cast<int>(std::min<int64_t>(W, stop - c));
+    V g = load(A.g + c, cnt);
+    if (A.clip > 0) g = vmin(vmax(g, splat(-A.clip)), splat(A.clip));
+    V x[2] = {vsign(g), fast_log(vabs(g) + A.eps1)};
+    V h1[F], h2[F];
+    for (int j = 0; j < F; ++j) h1[j] = load(A.slots + j * n + c, cnt);
+    for (int j = 0; j < F; ++j) h2[j] = load(A.slots + (F + j) * n + c, cnt);
+    V gx[3 * F], gh[3 * F];
+    dense<3 * F>(net.wi1, net.bi1, x, 2, gx);
+    dense_nb<3 * F>(net.wh1, h1, F, gh);
+    gru_gates<F>(gx, gh, net.bn1, h1);
+    V a[H1], b[H2];
+    dense<H1>(net.a0, net.c0, h1, F, a);
+    for (int j = 0; j < H1; ++j) a[j] = relu(a[j]);
+    dense<H2>(net.a1, net.c1, a, H1, b);
+    for (int j = 0; j < H2; ++j) b[j] = relu(b[j]);
+    V o0 = splat(net.c2[0]), o1 = splat(net.c2[1]);
+    for (int i = 0; i < H2; ++i) {
+      o0 += net.a2[2 * i] * b[i];
+      o1 += net.a2[2 * i + 1] * b[i];
+    }
+    // straight_through_sign(tanh(o0 + b)) is 1 where tanh(o0 + b) >= 0, i.e. o0 + b >= 0.
+    V msign = (o0 + A.sign_bias) >= 0.0f ? splat(1.0f) : splat(-1.0f);
+    V mom = x[0] * msign * fast_exp(o1);
+    V x2[1] = {2.0f * x[1]};
+    dense<3 * F>(net.wi2, net.bi2, x2, 1, gx);
+    dense_nb<3 * F>(net.wh2, h2, F, gh);
+    gru_gates<F>(gx, gh, net.bn2, h2);
+    dense<H1>(net.d0, net.e0, h2, F, a);
+    for (int j = 0; j < H1; ++j) a[j] = relu(a[j]);
+    dense<H2>(net.d1, net.e1, a, H1, b);
+    for (int j = 0; j < H2; ++j) b[j] = relu(b[j]);
+    V o3 = splat(net.e2[0]);
+    for (int i = 0; i < H2; ++i) o3 += net.d2[i] * b[i];
+    V v = fast_exp(o3);
+    V delta = -A.lr * mom * fast_rsqrt(v + A.eps2);
+    for (int j = 0; j < F; ++j) store(A.slots_out + j * n + c, h1[j], cnt);
+    for (int j = 0; j < F; ++j) store(A.slots_out + (F + j) * n + c, h2[j], cnt);
+    store(A.out + c, delta, cnt);
+  }
+}
+
+ffi::Error Optim4RLStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> g,
+                            ffi::Buffer<ffi::F32> slots, ffi::Buffer<ffi::F32> net,
+                            ffi::ResultBuffer<ffi::F32> slots_out,
+                            ffi::ResultBuffer<ffi::F32> out, int64_t hidden, int64_t width1,
+                            int64_t width2, float lr, float clip, float sign_bias, float eps1,
+                            float eps2) {
+  O4Args A;
+  A.n = static_cast<int64_t>(g.element_count());
+  A.g = g.typed_data();
+  A.slots = slots.typed_data();
+  A.net = net.typed_data();
+  A.slots_out = slots_out->typed_data();
+  A.out = out->typed_data();
+  A.lr = lr;
+  A.clip = clip;
+  A.sign_bias = sign_bias;
+  A.eps1 = eps1;
+  A.eps2 = eps2;
+  int32_t off[2] = {0, static_cast<int32_t>(A.n)};
+  if (hidden == 8 && width1 == 16 && width2 == 16) {
+    if (static_cast<int64_t>(net.element_count()) != O4Net<8, 16, 16>::size()) {
+      return ffi::Error::InvalidArgument("lorl_optim4rl_step: weights have the wrong size");
+    }
+    parallel_columns(pool, off, 1, TASK, [&A](int64_t s, int64_t e, int64_t) {
+      optim4rl_columns<8, 16, 16>(A, s, e);
+    });
+  } else if (hidden == 16 && width1 == 32 && width2 == 32) {
+    if (static_cast<int64_t>(net.element_count()) != O4Net<16, 32, 32>::size()) {
+      return ffi::Error::InvalidArgument("lorl_optim4rl_step: weights have the wrong size");
+    }
+    parallel_columns(pool, off, 1, TASK, [&A](int64_t s, int64_t e, int64_t) {
+      optim4rl_columns<16, 32, 32>(A, s, e);
+    });
+  } else {
+    return ffi::Error::InvalidArgument("lorl_optim4rl_step: unsupported sizes");
+  }
+  return ffi::Error::Success();
+}
+
+// Elementwise check of the approximations (used by the tests): op 0 exp, 1 log,
+// 2 sigmoid, 3 tanh, 4 rsqrt.
+ffi::Error MathImpl(ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y, int64_t op) {
+  const int64_t n = static_cast<int64_t>(x.element_count());
+  const float* xp = x.typed_data();
+  float* yp = y->typed_data();
+  for (int64_t c = 0; c < n; c += W) {
+    const int cnt = static_cast<int>(std::min<int64_t>(W, n - c));
+    V v = load(xp + c, cnt);
+    V r;
+    switch (op) {
+      case 0: r = fast_exp(v); break;
+      case 1: r = fast_log(v); break;
+      case 2: r = fast_sigmoid(v); break;
+      case 3: r = fast_tanh(v); break;
+      default: r = fast_rsqrt(v); break;
+    }
+    store(yp + c, r, cnt);
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenStep, OpenStepImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // p
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // slots
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // rows
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // eps
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // leaf_noise
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // wi
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bi
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // nets
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // leaf_net
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // offsets
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // slots_out
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // u_hat
+                                  .Attr<int64_t>("hidden")
+                                  .Attr<int64_t>("width")
+                                  .Attr<int64_t>("n_out")
+                                  .Attr<bool>("has_p")
+                                  .Attr<bool>("stochastic")
+                                  .Attr<float>("a1")
+                                  .Attr<float>("a2")
+                                  .Attr<float>("a3")
+                                  .Attr<float>("log_eps")
+                                  .Attr<float>("ln_eps"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenMoments, OpenMomentsImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // p
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // slots
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // offsets
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // (pieces, 15)
+                                  .Attr<bool>("has_p")
+                                  .Attr<float>("log_eps"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOptim4RLStep, Optim4RLStepImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // slots
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // net
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // slots_out
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // delta
+                                  .Attr<int64_t>("hidden")
+                                  .Attr<int64_t>("width1")
+                                  .Attr<int64_t>("width2")
+                                  .Attr<float>("lr")
+                                  .Attr<float>("clip")
+                                  .Attr<float>("sign_bias")
+                                  .Attr<float>("eps1")
+                                  .Attr<float>("eps2"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlMath, MathImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<int64_t>("op"));
