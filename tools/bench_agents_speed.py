@@ -4,7 +4,8 @@ Measures, in one process and one after the other, environment steps per second o
 1. raw environment stepping (64 vmapped envs, random actions, the same scan structure),
 2. the fully jitted PPO run with Adam (OPEN's tuned values for Breakout),
 3. the same PPO run with OPEN's published Breakout optimizer from `lorl-optim` (if that
-   package is installed; otherwise the column is left out and said so).
+   package is installed; otherwise the column is left out and said so), once with its XLA
+   implementation and once with the default backend (the fused CPU kernel).
 
 PPO settings: OPEN Table 3 MinAtar column (64 envs x 128 steps, 4 epochs x 8 minibatches,
 width 64). Compilation is excluded: every program runs once to compile, then `--repeats`
@@ -42,7 +43,7 @@ def _time(fn, repeats: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--updates", type=int, default=20, help="PPO updates per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="docs/agents/bench_speed.json")
@@ -111,14 +112,20 @@ def main() -> None:
     try:
         import lorl_optim
 
-        open_opt = lorl_optim.load_open("breakout")
+        for backend in ("xla", "auto"):
+            # "auto" is the fused CPU kernel when it builds (docs/optim/fused.md).
+            open_opt = lorl_optim.load_open("breakout").with_backend(backend)
+            if backend == "auto":
+                from lorl_optim import _fused
 
-        @eqx.filter_jit
-        def ppo_open(key):
-            return agent.train(env, env_params, open_opt, key=key).final_return
+                backend = "auto: fused" if _fused.available() else "auto: xla fallback"
 
-        first, median = _time(ppo_open, args.repeats)
-        rows.append(("PPO + OPEN (lorl_optim.load_open('breakout'))", first, median))
+            @eqx.filter_jit
+            def ppo_open(key, open_opt=open_opt):
+                return agent.train(env, env_params, open_opt, key=key).final_return
+
+            first, median = _time(ppo_open, args.repeats)
+            rows.append((f"PPO + OPEN (load_open('breakout'), {backend})", first, median))
     except ImportError:
         learned_note = "lorl_optim is not installed: learned-optimizer column left out"
 
@@ -131,13 +138,13 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'program':50s} {'compile+1st (s)':>16s} {'run (s)':>9s} {'steps/s':>10s} "
+        f"{'program':56s} {'compile+1st (s)':>16s} {'run (s)':>9s} {'steps/s':>10s} "
         f"{'x Adam time':>11s}"
     )
     for name, first, median in rows:
         sps = steps / median
         ratio = median / adam_s
-        print(f"{name:50s} {first:16.1f} {median:9.2f} {sps:10.0f} {ratio:11.2f}")
+        print(f"{name:56s} {first:16.1f} {median:9.2f} {sps:10.0f} {ratio:11.2f}")
         results.append(
             {
                 "program": name,
