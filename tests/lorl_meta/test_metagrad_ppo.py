@@ -32,8 +32,8 @@ PPO_TINY = la.PPOConfig(
 
 
 class BanditWithEmptyLeaf(ContextBandit):
-    """The toy bandit with a zero-size array in its state, as Brax states have (orbax
-    refuses to save zero-size arrays; the trainer's checkpoints must cope)."""
+    """The toy bandit with a zero-size array in its state, as Brax states have (the
+    trainer's checkpoints must store and restore it)."""
 
     def reset(self, key, params=None):
         obs, context = super().reset(key, params)
@@ -201,6 +201,12 @@ def test_resume_gives_the_same_meta_parameters(tmp_path):
     )
     assert len(resumed.history) == 4
     for a, b in zip(meta_leaves(full.optimizer), meta_leaves(resumed.optimizer), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # The whole state, the units' zero-size environment leaf included, is bit-identical.
+    full_leaves, resumed_leaves = jax.tree.leaves(full.state), jax.tree.leaves(resumed.state)
+    assert any(np.size(x) == 0 for x in resumed_leaves)
+    for a, b in zip(full_leaves, resumed_leaves, strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # Another seed is another run: refused before compute.
     with pytest.raises(lm.CheckpointMismatchError):

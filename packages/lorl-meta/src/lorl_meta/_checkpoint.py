@@ -101,7 +101,7 @@ def _is_key(x: Any) -> bool:
     return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
-def _to_host(x: Any) -> np.ndarray:
+def to_host(x: Any) -> np.ndarray:
     """The full value of array `x` as NumPy on this process (PRNG keys as their key
     data). Arrays spanning several processes are gathered (a collective)."""
     if _is_key(x):
@@ -208,7 +208,7 @@ class Checkpointer:
         """Save the array leaves of `tree` and the JSON `extras` as snapshot `step`."""
         leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_array))
         layout = [_layout(x) for x in leaves]
-        host = [_to_host(x) for x in leaves]
+        host = [to_host(x) for x in leaves]
         final = self._steps / str(int(step))
         tmp = self._steps / f".tmp-{int(step)}-{os.getpid()}"
         if tmp.exists():

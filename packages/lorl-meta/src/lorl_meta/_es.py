@@ -17,7 +17,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from ._checkpoint import describe_static, describe_tree
 from ._keys import raw_key
-from ._loop import check_seed, scalar, train_loop
+from ._loop import check_seed, process_local, scalar, train_loop
 from ._shaping import centered_ranks, pairwise_fitness
 from ._sharding import BatchSharding, as_batch_sharding, check_divisible
 
@@ -519,7 +519,7 @@ class ESTrainer(eqx.Module):
             return state, metrics
 
         state, history = train_loop(
-            self.init(optimizer, strategy, key=jax.random.fold_in(root, 0)),
+            lambda: self.init(optimizer, strategy, key=jax.random.fold_in(root, 0)),
             one_generation,
             total=cfg.n_generations,
             checkpoint_every=cfg.checkpoint_every,
@@ -533,8 +533,9 @@ class ESTrainer(eqx.Module):
             tensorboard=tensorboard,
             wandb=wandb,
         )
-        final = eqx.combine(strategy.get_mean(state.es_state), static)
-        best = eqx.combine(strategy._unravel_solution(state.best_mean), static)
+        # Process-local arrays (see MetaGradientTrainer.train).
+        final = eqx.combine(process_local(strategy.get_mean(state.es_state)), static)
+        best = eqx.combine(process_local(strategy._unravel_solution(state.best_mean)), static)
         return ESResult(
             best,
             final,

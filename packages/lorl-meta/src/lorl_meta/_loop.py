@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from jaxtyping import PyTree
 
-from ._checkpoint import Checkpointer
+from ._checkpoint import Checkpointer, to_host
 from ._logging import MetricsLog, progress_bar
 
 
@@ -33,6 +33,28 @@ def scalar(x: Any) -> float | int | bool:
     return float(a)
 
 
+def process_local(tree: PyTree) -> PyTree:
+    """`tree` with every array that spans several processes replaced by a full copy on
+    this process (a collective for sharded arrays: every process must call it), so a
+    trainer's result can be saved, printed or evaluated like a 1-process one.
+
+    **Arguments:**
+
+    - `tree`: a pytree.
+
+    **Returns:**
+
+    The same tree with process-local arrays (other leaves unchanged).
+    """
+
+    def one(x: Any) -> Any:
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.numpy.asarray(to_host(x))
+        return x
+
+    return jax.tree.map(one, tree)
+
+
 def check_seed(seed: Any) -> int:
     """`seed` as an `int`, or a clear error."""
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
@@ -41,7 +63,7 @@ def check_seed(seed: Any) -> int:
 
 
 def train_loop(
-    state: PyTree,
+    init: Callable[[], PyTree],
     step_fn: Callable[[PyTree, int], tuple[PyTree, dict[str, Any]]],
     *,
     total: int,
@@ -60,7 +82,9 @@ def train_loop(
 
     **Arguments:**
 
-    - `state`: the initial state (also the template a checkpoint is restored into).
+    - `init`: builds the initial state (also the template a checkpoint is restored
+      into); called only after the checkpoint directory's fingerprint was checked, so a
+      mismatch is reported before any compute.
     - `step_fn`: `(state, i) -> (state, metrics)` for step `i` (0-based); the metrics are
       scalar arrays or Python scalars.
     - `total`: steps of the run.
@@ -78,6 +102,7 @@ def train_loop(
     """
     ckpt = None if checkpoint_dir is None else Checkpointer(checkpoint_dir, fingerprint())
     log = MetricsLog(log_dir, tensorboard=tensorboard, wandb=wandb)
+    state = init()
     start = 0
     latest = None if ckpt is None else ckpt.latest_step()
     if ckpt is not None and latest is not None:

@@ -20,7 +20,7 @@ from lorl_optim import AbstractLearnedOptimizer
 
 from ._checkpoint import describe_static, describe_tree
 from ._keys import raw_key
-from ._loop import check_seed, train_loop
+from ._loop import check_seed, process_local, train_loop
 from ._schedule import reset_mask, reset_offsets
 from ._sharding import BatchSharding, as_batch_sharding, check_divisible
 
@@ -438,14 +438,15 @@ class MetaGradientBase(eqx.Module):
         **Returns:**
 
         The trainer's result ([`lorl_meta.MetaGradientResult`][] or
-        [`lorl_meta.PPOMetaGradientResult`][]).
+        [`lorl_meta.PPOMetaGradientResult`][]); its `optimizer` holds process-local
+        arrays (its `state` keeps the mesh's sharding).
         """
         self.check_optimizer(optimizer)
         seed = check_seed(seed)
         static = eqx.partition(optimizer, eqx.is_array)[1]
         core = self._core()
         state, history = train_loop(
-            core._init(optimizer, jax.random.PRNGKey(seed)),
+            lambda: core._init(optimizer, jax.random.PRNGKey(seed)),
             lambda s, _: core.step(s, static),
             total=self.config.n_meta_steps,
             checkpoint_every=self.config.checkpoint_every,
@@ -459,7 +460,10 @@ class MetaGradientBase(eqx.Module):
             tensorboard=tensorboard,
             wandb=wandb,
         )
-        return self._result_type(eqx.combine(state.meta_params, static), state, history)
+        # The meta-parameters as process-local arrays (replicated over the mesh, they may
+        # span several processes): the optimizer can be saved or used without the mesh.
+        optimizer = eqx.combine(process_local(state.meta_params), static)
+        return self._result_type(optimizer, state, history)
 
 
 @eqx.filter_jit
