@@ -95,6 +95,11 @@ def main() -> None:
             {
                 "process": jax.process_index(),
                 "devices": jax.device_count(),
+                "local_results": all(
+                    x.is_fully_addressable
+                    for r in (es_full.optimizer, es_full.final_optimizer, mg_full.optimizer)
+                    for x in jax.tree.leaves(eqx.filter(r, eqx.is_array))
+                ),
                 "es_full": _host(es_full.final_optimizer),
                 "es_best": _host(es_full.optimizer),
                 "es_resumed": _host(es_resumed.final_optimizer),

@@ -80,6 +80,7 @@ def test_two_process_meta_training_equals_one_process(runs):
     single = ref["single"]
     for pid, got in enumerate(job):
         assert got["process"] == pid and got["devices"] == 4
+        assert got["local_results"]  # the returned optimizers hold process-local arrays
         # ES: the population is split over 4 devices; fitness and the ES mean are computed
         # the same way up to float rounding.
         _close(got["es_full"], single["es_full"], atol=1e-5)
