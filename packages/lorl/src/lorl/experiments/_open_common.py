@@ -266,7 +266,7 @@ def require_brax() -> None:
 # --------------------------------------------------------------------------- optimizers
 
 #: Learned-optimizer kinds and their `lorl_optim.OPEN` flags (OPEN Sections 5, 7.1, 7.2).
-OPEN_VARIANTS: dict[str, dict[str, bool]] = {
+OPEN_VARIANTS: dict[str, dict[str, Any]] = {  # OPEN keyword arguments (feature flags)
     "open": {},
     "no_features": {"no_features": True},
     "no_training_proportion": {"use_training_proportion": False},
