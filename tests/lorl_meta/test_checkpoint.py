@@ -57,12 +57,20 @@ def _data(x):
     return np.asarray(x)
 
 
-def test_round_trip_of_every_kind_of_leaf_is_exact(tmp_path):
+@pytest.mark.parametrize("storage", ["orbax", "npz"])
+def test_round_trip_of_every_kind_of_leaf_is_exact(tmp_path, monkeypatch, storage):
+    # "orbax" is what a single-process job writes; "npz" the per-process copies of a
+    # multi-process job (forced here; the real multi-process path is in tests/multidevice).
+    monkeypatch.setattr("lorl_meta._checkpoint._storage_format", lambda: storage)
     tree = _tree()
     ckpt = Checkpointer(tmp_path, {"run": 1})
     assert ckpt.latest_step() is None
     ckpt.save(4, tree, {"history": [{"step": 1, "x": 0.5}]})
     assert ckpt.latest_step() == 4
+    snapshot = tmp_path / "steps" / "4"
+    assert json.loads((snapshot / "layout.json").read_text())["format"] == storage
+    assert (snapshot / "state").is_dir() == (storage == "orbax")
+    assert (snapshot / "arrays.npz").is_file() == (storage == "npz")
     restored, extras = Checkpointer(tmp_path, {"run": 1}).restore(4, _template())
     assert extras == {"history": [{"step": 1, "x": 0.5}]}
     assert restored["static"] == "kept"

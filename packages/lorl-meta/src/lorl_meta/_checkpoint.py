@@ -1,19 +1,23 @@
 """Resumable runs: snapshots of a trainer's state, with a config fingerprint that is
 checked before any compute is spent.
 
-Multi-process jobs (`jax.distributed`): every process keeps a full copy of the state in
-its own directory. `Checkpointer.save` gathers arrays that span several processes to
-every process (`jax.experimental.multihost_utils.process_allgather`, a collective: every
-process must save the same steps), and `Checkpointer.restore` places every leaf back with
-the sharding of the template (`jax.make_array_from_callback`), so a run resumes on any
-process layout.
+Storage: one directory per snapshot, written under a temporary name and renamed when
+complete, holding JSON files (layout, extras) and the arrays:
 
-Storage: one directory per snapshot holding `arrays.npz` (every leaf's raw bytes) and
-JSON files, written under a temporary name and renamed when complete. Not
-orbax-checkpoint: its multi-process machinery writes one shared checkpoint collectively
-(process 0 writes replicated and host arrays, barriers span all processes), which does not
-fit a full copy per process directory; tried with orbax 0.12.8 (per-process
-`MultiprocessingOptions`): process 1 wrote no array data.
+- in a single-process job (the usual case), an orbax-checkpoint snapshot
+  (`StandardCheckpointHandler`) of every non-empty leaf; zero-size leaves (orbax refuses
+  them; Brax environment states hold some) are recorded by shape and dtype in the layout;
+- in a multi-process job (`jax.distributed`), every process keeps a full copy of the
+  state in its own directory: `Checkpointer.save` gathers arrays that span several
+  processes to every process (`jax.experimental.multihost_utils.process_allgather`, a
+  collective: every process must save the same steps) and writes their raw bytes to
+  `arrays.npz`. orbax-checkpoint cannot write such per-process copies: its multi-process
+  mode writes one shared checkpoint collectively (process 0 writes host arrays; tried with
+  orbax 0.12.8 and per-process `MultiprocessingOptions`: process 1 wrote no array data,
+  and process-local `jax.Array`s are refused).
+
+`Checkpointer.restore` reads either format and places every leaf back with the sharding
+of the template (`jax.make_array_from_callback`).
 """
 
 import dataclasses
@@ -27,6 +31,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jaxtyping import PyTree
 
@@ -132,6 +137,11 @@ def _place(value: np.ndarray, template: Any) -> Any:
     return jnp.asarray(value)
 
 
+def _storage_format() -> str:
+    """ "orbax" in a single-process job, "npz" (per-process full copies) otherwise."""
+    return "orbax" if jax.process_count() == 1 else "npz"
+
+
 class Checkpointer:
     """Snapshots of a pytree of arrays plus JSON-serialisable extras in `directory`
     (synchronous saves; the newest `keep` snapshots are kept).
@@ -143,7 +153,9 @@ class Checkpointer:
     anything else happens.
 
     Every array leaf is stored exactly, whatever its dtype: zero-size leaves (Brax
-    environment states hold some) and PRNG key arrays (as their key data) included.
+    environment states hold some) and PRNG key arrays (as their key data) included. The
+    arrays are an orbax-checkpoint snapshot in single-process jobs and per-process NumPy
+    copies in multi-process jobs (module docstring).
 
     Each snapshot is written to a temporary directory and renamed when complete, so a run
     killed while saving leaves the previous snapshot intact.
@@ -176,6 +188,12 @@ class Checkpointer:
         self._steps = self.directory / "steps"
         self._steps.mkdir(exist_ok=True)
         self._keep = keep
+        self._ocp: ocp.Checkpointer | None = None
+
+    def _orbax(self) -> ocp.Checkpointer:
+        if self._ocp is None:
+            self._ocp = ocp.Checkpointer(ocp.StandardCheckpointHandler())
+        return self._ocp
 
     def _all_steps(self) -> list[int]:
         return sorted(int(p.name) for p in self._steps.iterdir() if p.name.isdigit())
@@ -214,16 +232,25 @@ class Checkpointer:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        # Raw bytes: exact for every dtype (bfloat16 too); zero-size leaves are empty.
-        raw = {
-            f"{i:05d}": np.ascontiguousarray(x).reshape(-1).view(np.uint8)
-            for i, x in enumerate(host)
-        }
-        with open(tmp / "arrays.npz", "wb") as f:
-            np.savez(f, **raw)  # pyright: ignore[reportArgumentType]
-            f.flush()
-            os.fsync(f.fileno())
-        for name, value in (("layout.json", {"leaves": layout}), ("extras.json", extras)):
+        fmt = _storage_format()
+        if fmt == "orbax":
+            payload = {f"{i:05d}": x for i, x in enumerate(host) if x.size}
+            if payload:
+                self._orbax().save(tmp / "state", args=ocp.args.StandardSave(payload))
+        else:
+            # Raw bytes: exact for every dtype (bfloat16 too); zero-size leaves are empty.
+            raw = {
+                f"{i:05d}": np.ascontiguousarray(x).reshape(-1).view(np.uint8)
+                for i, x in enumerate(host)
+            }
+            with open(tmp / "arrays.npz", "wb") as f:
+                np.savez(f, **raw)  # pyright: ignore[reportArgumentType]
+                f.flush()
+                os.fsync(f.fileno())
+        for name, value in (
+            ("layout.json", {"leaves": layout, "format": fmt}),
+            ("extras.json", extras),
+        ):
             with open(tmp / name, "w") as f:
                 json.dump(value, f)
                 f.flush()
@@ -253,26 +280,46 @@ class Checkpointer:
         folder = self._steps / str(int(step))
         if not folder.is_dir():
             raise FileNotFoundError(f"no checkpoint step {step} in {self._steps}")
-        stored = json.loads((folder / "layout.json").read_text())["leaves"]
+        stored_layout = json.loads((folder / "layout.json").read_text())
+        stored = stored_layout["leaves"]
         extras = json.loads((folder / "extras.json").read_text())
         if len(stored) != len(leaves):
             raise CheckpointMismatchError(
                 f"checkpoint step {step} holds {len(stored)} arrays, expected {len(leaves)}"
             )
-        with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
-            got = {k: npz[k] for k in npz.files}
-        new_leaves = []
-        for i, (x, want, have) in enumerate(zip(leaves, layout, stored, strict=True)):
+        for i, (want, have) in enumerate(zip(layout, stored, strict=True)):
             if [list(have[0]), have[1]] != want:
                 raise CheckpointMismatchError(
                     f"checkpoint leaf {i} has shape {tuple(have[0])} {have[1]}, expected "
                     f"{tuple(want[0])} {want[1]}"
                 )
-            y = got[f"{i:05d}"].view(np.dtype(jnp.dtype(want[1]))).reshape(want[0])
+        stored_format = stored_layout.get("format", "npz")
+        if stored_format == "orbax":
+            want_arrays = {
+                f"{i:05d}": np.zeros(w[0], np.dtype(jnp.dtype(w[1])))
+                for i, w in enumerate(layout)
+                if int(np.prod(w[0])) > 0
+            }
+            got = (
+                self._orbax().restore(folder / "state", args=ocp.args.StandardRestore(want_arrays))
+                if want_arrays
+                else {}
+            )
+            got = {k: np.asarray(v).reshape(-1).view(np.uint8) for k, v in got.items()}
+        else:
+            with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+                got = {k: npz[k] for k in npz.files}
+        new_leaves = []
+        for i, (x, want) in enumerate(zip(leaves, layout, strict=True)):
+            raw = got.get(f"{i:05d}", np.zeros((0,), np.uint8))
+            y = raw.view(np.dtype(jnp.dtype(want[1]))).reshape(want[0])
             new_leaves.append(_place(y, x))
         tree = eqx.combine(jax.tree.unflatten(treedef, new_leaves), static)
         return tree, extras
 
     def close(self) -> None:
-        """Nothing to release (snapshots are complete when `save` returns); kept so a
+        """Release orbax's resources (snapshots are complete when `save` returns); a
         trainer can close its checkpointer unconditionally."""
+        if self._ocp is not None:
+            self._ocp.close()
+            self._ocp = None
