@@ -13,6 +13,8 @@ Parts (choose with `--part`):
 
 Seeds run as a `vmap` inside one jitted program per setting. `--steps` and `--seeds`
 override the budgets (runs at reduced budgets must be labelled as reduced).
+Long runs survive a kill: `--seed-group k` trains k seeds per program and rewrites `--out`
+after each group; `--resume` continues from what `--out` holds (same part, steps, seeds).
 
     python tools/bench_agents_quality.py --part cartpole \
         --out docs/agents/bench_quality_cartpole.json
@@ -58,14 +60,69 @@ def bootstrap_ci(x: np.ndarray, stat=iqm, reps: int = 2000, seed: int = 0) -> tu
     return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
 
 
-def run_seeds(train_fn, seeds: int) -> tuple[np.ndarray, float, list[int]]:
+class Progress:
+    """Per-setting results on disk, so a long benchmark survives a kill.
+
+    The `--out` JSON is rewritten after every group of seeds; with `--resume`, settings and
+    seeds already in it are skipped. Seed `i` always trains with key `i` of
+    `split(key(12345), seeds)`, whatever the grouping, so a resumed run uses the same keys
+    as an uninterrupted one (results agree up to float32 differences between vmap sizes).
+    """
+
+    def __init__(self, path: str, header: dict, resume: bool):
+        self.path = path
+        self.header = header
+        self.rows: dict[str, dict] = {}
+        if resume and os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+            for field in ("part", "steps", "seeds"):
+                if old.get(field) != header[field]:
+                    raise SystemExit(
+                        f"--resume: {path} was written with {field}={old.get(field)!r}, "
+                        f"this run has {field}={header[field]!r}; use another --out"
+                    )
+            self.rows = {row["setting"]: row for row in old["rows"]}
+            print(f"resuming from {path}: {len(self.rows)} settings on record")
+
+    def save(self, complete: bool = False) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(
+                {**self.header, "complete": complete, "rows": list(self.rows.values())},
+                f,
+                indent=2,
+            )
+        os.replace(tmp, self.path)
+
+
+def run_seeds(
+    progress: Progress, name: str, train_fn, seeds: int, group: int | None, extra: dict
+) -> dict:
+    """Train `seeds` seeds of one setting, `group` seeds per vmapped program (all at once
+    by default), saving after each group; returns the summary row."""
     keys = jax.random.split(jax.random.key(12345), seeds)
-    t0 = time.perf_counter()
-    result = jax.jit(jax.vmap(train_fn))(keys)
-    final = np.asarray(jax.block_until_ready(result.final_return))
-    elapsed = time.perf_counter() - t0
-    first_bad = np.asarray(result.first_nonfinite_update).tolist()
-    return final, elapsed, first_bad
+    row = progress.rows.get(name)
+    final = list(row["final_returns"]) if row else []
+    first_bad = list(row["first_nonfinite_update_per_seed"]) if row else []
+    elapsed = float(row["seconds"]) if row else 0.0
+    group = group or seeds
+    program = jax.jit(jax.vmap(train_fn))
+    while len(final) < seeds:
+        start = len(final)
+        stop = min(seeds, start + group)
+        t0 = time.perf_counter()
+        result = program(keys[start:stop])
+        final += np.asarray(jax.block_until_ready(result.final_return)).tolist()
+        first_bad += np.asarray(result.first_nonfinite_update).tolist()
+        elapsed += time.perf_counter() - t0
+        progress.rows[name] = summarise(name, np.asarray(final), elapsed, first_bad, extra)
+        progress.save()
+        if len(final) < seeds:
+            print(f"  ... {len(final)}/{seeds} seeds of {name} done, saved", flush=True)
+    if row is not None and len(row["final_returns"]) == seeds:
+        print(f"{name}: on record ({seeds} seeds), skipped")
+    return progress.rows[name]
 
 
 def summarise(name: str, final: np.ndarray, elapsed: float, first_bad, extra: dict) -> dict:
@@ -88,54 +145,54 @@ def summarise(name: str, final: np.ndarray, elapsed: float, first_bad, extra: di
     return row
 
 
-def part_cartpole(steps: int, seeds: int) -> list[dict]:
+def part_cartpole(progress: Progress, steps: int, seeds: int, group: int | None) -> None:
     env, params = la.make_env("CartPole-v1")
     config = la.PPOConfig.cartpole(total_timesteps=steps)
     opt = optax.adam(la.linear_annealing(2.5e-4, config), eps=1e-5)
     agent = la.PPO(config)
-    final, elapsed, bad = run_seeds(lambda k: agent.train(env, params, opt, key=k), seeds)
-    return [
-        summarise(
-            f"PPO+Adam CartPole-v1 {config.steps_per_run:.3g} steps",
-            final,
-            elapsed,
-            bad,
-            {"target_mean": 475.0, "passed": bool(np.mean(final) >= 475.0)},
-        )
-    ]
+    name = f"PPO+Adam CartPole-v1 {config.steps_per_run:.3g} steps"
+    row = run_seeds(
+        progress,
+        name,
+        lambda k: agent.train(env, params, opt, key=k),
+        seeds,
+        group,
+        {"target_mean": 475.0},
+    )
+    row["passed"] = bool(row["mean"] >= 475.0)
 
 
-def part_minatar(steps: int, seeds: int, games: list[str]) -> list[dict]:
-    rows = []
+def part_minatar(
+    progress: Progress, steps: int, seeds: int, group: int | None, games: list[str]
+) -> None:
     for game in games:
         env, params = la.make_env(game)
         config = la.PPOConfig.minatar(total_timesteps=steps)
         opt = la.paper_adam(game, config)
         agent = la.PPO(config)
-        final, elapsed, bad = run_seeds(
+        run_seeds(
+            progress,
+            f"PPO+Adam(OPEN-tuned) {game} {config.steps_per_run:.3g} steps",
             lambda k, agent=agent, env=env, params=params, opt=opt: agent.train(
                 env, params, opt, key=k
             ),
             seeds,
+            group,
+            {"open_adam_reference": OPEN_ADAM_REFERENCE[game]},
         )
-        rows.append(
-            summarise(
-                f"PPO+Adam(OPEN-tuned) {game} {config.steps_per_run:.3g} steps",
-                final,
-                elapsed,
-                bad,
-                {"open_adam_reference": OPEN_ADAM_REFERENCE[game]},
-            )
-        )
-    return rows
 
 
 def part_a2c(
-    steps: int, seeds: int, lrs: dict[str, float], tasks: list[str], optimizers: list[str]
-) -> list[dict]:
+    progress: Progress,
+    steps: int,
+    seeds: int,
+    group: int | None,
+    lrs: dict[str, float],
+    tasks: list[str],
+    optimizers: list[str],
+) -> None:
     import lorl_gridworlds
 
-    rows = []
     for task in tasks:
         env, params = lorl_gridworlds.make(task)
         base = (
@@ -145,25 +202,18 @@ def part_a2c(
         agent = la.A2C(config)
         makers = {"adam": optax.adam, "rmsprop": optax.rmsprop}
         for opt_name in optimizers:
-            make = makers[opt_name]
             lr = lrs[opt_name]
-            opt = make(lr)
-            final, elapsed, bad = run_seeds(
+            opt = makers[opt_name](lr)
+            run_seeds(
+                progress,
+                f"A2C+{opt_name}(lr {lr}) {task} {config.steps_per_run:.3g}",
                 lambda k, agent=agent, env=env, params=params, opt=opt: agent.train(
                     env, params, opt, key=k
                 ),
                 seeds,
+                group,
+                {"optim4rl_reference_about": OPTIM4RL_REFERENCE[task]},
             )
-            rows.append(
-                summarise(
-                    f"A2C+{opt_name}(lr {lr}) {task} {config.steps_per_run:.3g}",
-                    final,
-                    elapsed,
-                    bad,
-                    {"optim4rl_reference_about": OPTIM4RL_REFERENCE[task]},
-                )
-            )
-    return rows
 
 
 def main() -> None:
@@ -171,6 +221,18 @@ def main() -> None:
     parser.add_argument("--part", choices=["cartpole", "minatar", "a2c"], required=True)
     parser.add_argument("--steps", type=float, default=None, help="override the step budget")
     parser.add_argument("--seeds", type=int, default=None, help="override the seed count")
+    parser.add_argument(
+        "--seed-group",
+        type=int,
+        default=None,
+        help="seeds per vmapped program (default: all); results are saved after each group",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run recorded in --out (same part, steps and seeds): settings and "
+        "seeds on record are skipped",
+    )
     parser.add_argument("--games", nargs="*", default=list(OPEN_ADAM_REFERENCE))
     parser.add_argument("--tasks", nargs="*", default=list(OPTIM4RL_REFERENCE))
     parser.add_argument(
@@ -188,6 +250,8 @@ def main() -> None:
     parser.add_argument("--optimizers", nargs="*", default=["adam", "rmsprop"])
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    if args.seed_group is not None and args.seed_group < 1:
+        parser.error(f"--seed-group must be >= 1, got {args.seed_group}")
 
     defaults = {"cartpole": (5e5, 4), "minatar": (1e7, 4), "a2c": (3e7, 10)}[args.part]
     steps = int(args.steps or defaults[0])
@@ -198,27 +262,23 @@ def main() -> None:
             f"REDUCED RUN: {steps:.3g} steps x {seeds} seeds "
             f"(full: {defaults[0]:.3g} x {defaults[1]})"
         )
+    header = {
+        "part": args.part,
+        "steps": steps,
+        "seeds": seeds,
+        "reduced": reduced,
+        "jax": jax.__version__,
+        "cpu_count": os.cpu_count(),
+    }
+    progress = Progress(args.out, header, args.resume)
     if args.part == "cartpole":
-        rows = part_cartpole(steps, seeds)
+        part_cartpole(progress, steps, seeds, args.seed_group)
     elif args.part == "minatar":
-        rows = part_minatar(steps, seeds, args.games)
+        part_minatar(progress, steps, seeds, args.seed_group, args.games)
     else:
         lrs = {"adam": args.adam_lr, "rmsprop": args.rmsprop_lr}
-        rows = part_a2c(steps, seeds, lrs, args.tasks, args.optimizers)
-    with open(args.out, "w") as f:
-        json.dump(
-            {
-                "part": args.part,
-                "steps": steps,
-                "seeds": seeds,
-                "reduced": reduced,
-                "jax": jax.__version__,
-                "cpu_count": os.cpu_count(),
-                "rows": rows,
-            },
-            f,
-            indent=2,
-        )
+        part_a2c(progress, steps, seeds, args.seed_group, lrs, args.tasks, args.optimizers)
+    progress.save(complete=True)
     print(f"wrote {args.out}")
 
 
