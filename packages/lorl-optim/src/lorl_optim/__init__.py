@@ -25,6 +25,7 @@ from ._optim4rl import (
     Optim4RL as Optim4RL,
     straight_through_sign as straight_through_sign,
 )
+from ._optim4rl_revised import Optim4RLRevised as Optim4RLRevised
 from ._weights import (
     load_meta_parameters as load_meta_parameters,
     load_open as load_open,
