@@ -9,15 +9,20 @@ Steps:
    `small_dense_short` with every learning rate of the paper's grid
    {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4} (Appendix C.3), `--tune-seeds` tuning seeds
    (100, 101, ...) each; keep the best mean final return.
-2. Meta-train Optim4RL (agent lr 1e-2, Appendix C.3) from its random initialisation with
-   pipeline training, and again without (Table 1's ablation), same seed and budget. Every
-   `--validate-every` meta-iterations the current meta-parameters are validated: full A2C
-   runs of the evaluation budget on the tuning seeds (never the evaluation seeds). The
-   checkpoint with the best validation score is kept (model selection on tuning seeds, as
-   the OPEN study keeps its best validated ES mean); the last one is evaluated too.
+2. Meta-train Optim4RL (agent lr 1e-2, Appendix C.3) from `--meta-seeds` random
+   initialisations with pipeline training, and again without (Table 1's ablation), same
+   seeds and budget. `--optimizer paper` is the paper version (`lorl_optim.Optim4RL`,
+   Algorithm 1), `--optimizer revised` the later revision of the reference code
+   (`lorl_optim.Optim4RLRevised`). Every `--validate-every` meta-iterations the current
+   meta-parameters are validated: full A2C runs of the evaluation budget on the tuning
+   seeds (never the evaluation seeds). The checkpoint with the best validation score over
+   all meta-seeds is kept (model selection on tuning seeds, as the OPEN study keeps its
+   best validated ES mean; the reference code likewise picks among many meta-trained
+   runs); the selected meta-seed's last checkpoint is evaluated too.
 3. Evaluate Adam (best lr), the selected and the last meta-parameters of both runs, and
-   the initialisation (control) with frozen meta-parameters on `--eval-seeds` fresh seeds
-   (1000, 1001, ...; 10, as the paper) on the same A2C budget. The bar: the
+   the initialisation the selected pipeline checkpoint started from (control) with
+   frozen meta-parameters on `--eval-seeds` fresh seeds (1000, 1001, ...; 10, as the
+   paper) on the same A2C budget. The bar: the
    pipeline-trained Optim4RL reaches at least 90% of Adam's mean final return.
 4. Diagnostics: per-part meta-gradient norms (logged by the trainer every
    meta-iteration), each part's relative change `||theta - theta_0|| / ||theta_0||`, and
@@ -61,6 +66,9 @@ ADAM_GRID = (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)  # Optim4RL Appendix C.3
 AGENT_LR = 1e-2  # Optim4RL Appendix C.3, small_dense_short
 PARTS = ("gru1", "mlp1", "gru2", "mlp2")  # Optim4RL's four networks (Appendix A)
 PROBE_SNR = (0.0, 0.3, 1.0, 3.0)
+# The paper version (Algorithm 1) and the later revision of the reference code; both have
+# the four parts gru1, mlp1, gru2, mlp2 (the revision's read-outs are single layers).
+OPTIMIZERS = {"paper": lo.Optim4RL, "revised": lo.Optim4RLRevised}
 
 
 def make_evaluator(agent, env, params, static):
@@ -87,6 +95,19 @@ def a2c_returns(agent, env, params, optimizer, seeds):
     result = jax.vmap(lambda k: agent.train(env, params, optimizer, key=k))(keys)
     la.check_finite(result)
     return np.asarray(result.final_return), np.asarray(result.metrics["episode_return"])
+
+
+def make_optimizer(args: argparse.Namespace, *, key) -> lo.AbstractGradientOnlyOptimizer:
+    """A freshly initialised optimizer of the chosen version (the paper version computed
+    with the chosen backend; the revision has XLA only)."""
+    if args.optimizer == "paper":
+        return lo.Optim4RL(args.agent_lr, backend=args.backend, key=key)
+    return lo.Optim4RLRevised(args.agent_lr, key=key)
+
+
+def pipeline_name(name: str) -> bool:
+    """Whether a result name belongs to the pipeline-trained run (not the ablation)."""
+    return "no_pipeline" not in name
 
 
 def relative_change(start, end) -> dict[str, float]:
@@ -142,7 +163,28 @@ def main() -> None:
     p.add_argument("--outer-loss", choices=("actor", "full"), default="actor")
     p.add_argument("--validate-every", type=int, default=50)
     p.add_argument("--agent-lr", type=float, default=AGENT_LR)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        default="paper",
+        help="paper: lorl_optim.Optim4RL (Algorithm 1); revised: lorl_optim.Optim4RLRevised "
+        "(the later revision of the reference code)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "xla", "fused"),
+        default="xla",
+        help="backend of the paper version (speed only; xla keeps the study independent of "
+        "the fused kernel's source while it is being worked on)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="first meta-seed")
+    p.add_argument(
+        "--meta-seeds",
+        type=int,
+        default=1,
+        help="meta-train from this many random initialisations (seeds --seed, --seed + 1, "
+        "...); the best validated checkpoint over all of them is selected",
+    )
     p.add_argument(
         "--skip-ablation", action="store_true", help="meta-train with pipeline training only"
     )
@@ -189,64 +231,79 @@ def main() -> None:
     report["adam_lr"] = best_lr
     clock("adam_tuning")
 
-    # 2. Meta-train with and without pipeline training, validating on the tuning seeds.
-    start = lo.Optim4RL(args.agent_lr, key=jax.random.key(args.seed))
-    static = eqx.partition(start, eqx.is_array)[1]
+    # 2. Meta-train with and without pipeline training from `--meta-seeds` random
+    # initialisations each, validating on the tuning seeds; the best validated checkpoint
+    # over all meta-seeds and validation points is selected.
+    meta_seeds = list(range(args.seed, args.seed + args.meta_seeds))
+    starts = {s: make_optimizer(args, key=jax.random.key(s)) for s in meta_seeds}
+    static = eqx.partition(starts[args.seed], eqx.is_array)[1]
     evaluate = make_evaluator(agent, env, params, static)
-    init_val = float(np.mean(evaluate(start, tune_seeds)[0]))
-    report["optim4rl_init_validation"] = init_val
-    print(f"init: validation {init_val:.3f}", flush=True)
+    init_vals = {s: float(np.mean(evaluate(starts[s], tune_seeds)[0])) for s in meta_seeds}
+    report["optim4rl_init_validation"] = init_vals[args.seed]
+    report["optim4rl_init_validation_per_meta_seed"] = {str(s): v for s, v in init_vals.items()}
+    print(f"init: validation {init_vals}", flush=True)
     unit_cfg = la.A2CConfig.small_gridworld(
         n_envs=args.envs_per_unit,
         total_timesteps=args.envs_per_unit * 20 * args.reset_interval * args.n_inner,
     )
     task = lm.MetaTask(ENV, env, params, la.A2C(unit_cfg), n_units=args.units)
-    learned: dict = {"optim4rl_init": start}
+    learned: dict = {}
+    selected_start = starts[args.seed]
     for pipeline in (True,) if args.skip_ablation else (True, False):
         name = "optim4rl_pipeline" if pipeline else "optim4rl_no_pipeline"
-        run_dir = pathlib.Path(args.run_dir) / name
-        validation, best = [], (-np.inf, 0, start)
-        result, trainer = None, None
-        for n_steps in range(args.validate_every, args.meta_steps + 1, args.validate_every):
-            config = lm.MetaGradientConfig(
-                n_meta_steps=n_steps,
-                n_inner=args.n_inner,
-                reset_interval=args.reset_interval,
-                pipeline=pipeline,
-                meta_lr=args.meta_lr,
-                meta_grad_clip=args.meta_grad_clip,
-                outer_loss=args.outer_loss,
-                checkpoint_every=args.validate_every,
-            )
-            trainer = lm.MetaGradientTrainer(config, task)
-            # Each validated chunk is cached (a rerun resumes without recomputing); the
-            # trainer resumes from the previous chunk's checkpoint: one uninterrupted run.
-            cached = run_dir / f"validated_{n_steps}.eqx"
-            if cached.exists():
-                optimizer = eqx.tree_deserialise_leaves(cached, start)
-                score = json.loads(cached.with_suffix(".json").read_text())["validation"]
-            else:
+        validation, best = [], (-np.inf, 0, args.seed, starts[args.seed])
+        results = {}
+        for meta_seed in meta_seeds:
+            start = starts[meta_seed]
+            run_dir = pathlib.Path(args.run_dir) / name / f"seed{meta_seed}"
+            result, trainer = None, None
+            for n_steps in range(args.validate_every, args.meta_steps + 1, args.validate_every):
+                config = lm.MetaGradientConfig(
+                    n_meta_steps=n_steps,
+                    n_inner=args.n_inner,
+                    reset_interval=args.reset_interval,
+                    pipeline=pipeline,
+                    meta_lr=args.meta_lr,
+                    meta_grad_clip=args.meta_grad_clip,
+                    outer_loss=args.outer_loss,
+                    checkpoint_every=args.validate_every,
+                )
+                trainer = lm.MetaGradientTrainer(config, task)
+                # Each validated chunk is cached (a rerun resumes without recomputing);
+                # the trainer resumes from the previous chunk's checkpoint: one
+                # uninterrupted run per meta-seed.
+                cached = run_dir / f"validated_{n_steps}.eqx"
+                if cached.exists():
+                    optimizer = eqx.tree_deserialise_leaves(cached, start)
+                    score = json.loads(cached.with_suffix(".json").read_text())["validation"]
+                else:
+                    result = trainer.train(
+                        start, seed=meta_seed, checkpoint_dir=run_dir / "ckpt",
+                        log_dir=run_dir, progress=False,
+                    )  # fmt: skip
+                    optimizer = result.optimizer
+                    score = float(np.mean(evaluate(optimizer, tune_seeds)[0]))
+                    eqx.tree_serialise_leaves(cached, optimizer)
+                    cached.with_suffix(".json").write_text(json.dumps({"validation": score}))
+                validation.append({"meta_seed": meta_seed, "step": n_steps, "validation": score})
+                if score > best[0]:
+                    best = (score, n_steps, meta_seed, optimizer)
+                print(f"{name} seed {meta_seed} @{n_steps}: validation {score:.3f}", flush=True)
+            assert trainer is not None
+            if result is None:  # every chunk cached: the history from the last checkpoint
                 result = trainer.train(
-                    start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", log_dir=run_dir,
-                    progress=False,
-                )  # fmt: skip
-                optimizer = result.optimizer
-                score = float(np.mean(evaluate(optimizer, tune_seeds)[0]))
-                eqx.tree_serialise_leaves(cached, optimizer)
-                cached.with_suffix(".json").write_text(json.dumps({"validation": score}))
-            validation.append({"step": n_steps, "validation": score})
-            if score > best[0]:
-                best = (score, n_steps, optimizer)
-            print(f"{name} @{n_steps}: validation {score:.3f}", flush=True)
-        assert trainer is not None
-        if result is None:  # every chunk cached: the history from the last checkpoint
-            result = trainer.train(
-                start, seed=args.seed, checkpoint_dir=run_dir / "ckpt", progress=False
-            )
-        assert result is not None
-        learned[name] = best[2]
-        learned[f"{name}_last"] = result.optimizer
-        report[f"{name}_selected_step"] = best[1]
+                    start, seed=meta_seed, checkpoint_dir=run_dir / "ckpt", progress=False
+                )
+            assert result is not None
+            results[meta_seed] = result
+        _, sel_step, sel_seed, sel_opt = best
+        result = results[sel_seed]
+        if pipeline:
+            selected_start = starts[sel_seed]
+        learned[name] = sel_opt
+        learned[f"{name}_last"] = result.optimizer  # the selected meta-seed's last one
+        report[f"{name}_selected_step"] = sel_step
+        report[f"{name}_selected_meta_seed"] = sel_seed
         report[f"{name}_validation"] = validation
         report[f"{name}_meta_history"] = [
             {
@@ -257,11 +314,14 @@ def main() -> None:
             }
             for r in result.history
         ]
-        report[f"{name}_relative_change"] = relative_change(start, best[2])
-        report[f"{name}_last_relative_change"] = relative_change(start, result.optimizer)
-        print(f"{name}: selected step {best[1]}, relative change (last) "
-              f"{report[f'{name}_last_relative_change']}", flush=True)  # fmt: skip
+        report[f"{name}_relative_change"] = relative_change(starts[sel_seed], sel_opt)
+        report[f"{name}_last_relative_change"] = relative_change(starts[sel_seed], result.optimizer)
+        print(f"{name}: selected meta-seed {sel_seed} step {sel_step}, relative change "
+              f"(last) {report[f'{name}_last_relative_change']}", flush=True)  # fmt: skip
         clock(f"meta_train_{name}")
+    # The control: the initialisation the selected pipeline checkpoint started from.
+    learned = {"optim4rl_init": selected_start, **learned}
+    report["optim4rl_init_meta_seed"] = next(s for s in meta_seeds if starts[s] is selected_start)
 
     # 3. Evaluate on fresh seeds.
     seeds = list(range(1000, 1000 + args.eval_seeds))
@@ -325,11 +385,13 @@ def main() -> None:
             k = max(1, len(ret) // 20)
             smooth = np.convolve(ret, np.ones(k) / k, mode="valid")
             ax0.plot(np.arange(len(smooth)) + k, smooth, label=name)
-            val = report[f"{name}_validation"]
-            ax1.plot(
-                [0] + [v["step"] for v in val], [init_val] + [v["validation"] for v in val],
-                marker="o", label=name,
-            )  # fmt: skip
+            for meta_seed, init_val in init_vals.items():
+                val = [v for v in report[f"{name}_validation"] if v["meta_seed"] == meta_seed]
+                ax1.plot(
+                    [0] + [v["step"] for v in val], [init_val] + [v["validation"] for v in val],
+                    marker="o", ls="-" if pipeline_name(name) else "--",
+                    label=f"{name}, meta-seed {meta_seed}",
+                )  # fmt: skip
         ax0.set_xlabel("meta-iteration")
         ax0.set_ylabel("units' average episode return (moving mean)")
         ax0.set_title("meta-training")
@@ -339,7 +401,7 @@ def main() -> None:
         ax1.set_xlabel("meta-iteration")
         ax1.set_ylabel("final return, tuning seeds")
         ax1.set_title("validation (full A2C runs)")
-        ax1.legend()
+        ax1.legend(fontsize=6)
         for name, curve in curves.items():
             ax.plot(curve, label=name)
         ax.set_xlabel("A2C update")
