@@ -6,6 +6,7 @@ The kernel must build on CI (Debian with g++): these tests fail, not skip, when 
 not, unless LORL_OPTIM_SKIP_FUSED_TESTS=1 says the machine has no compiler on purpose.
 """
 
+import math
 import os
 import warnings
 
@@ -51,6 +52,78 @@ def test_approximation_error_bounds():
     _check("tanh", x, np.tanh, 2.5e-7)
     x = np.exp(RNG.uniform(np.log(1e-30), np.log(1e30), 200_000))
     _check("rsqrt", x, lambda v: 1.0 / np.sqrt(v), 2e-7 / np.sqrt(x))
+
+
+# ----------------------------------------------------------------- actor noise
+
+
+@pytest.mark.parametrize("seed", [0, 12345])
+def test_kernel_noise_is_jax_random_normal(seed):
+    """The kernel draws OPEN's actor noise itself: its random bits are exactly
+    `jax.random.bits`, its values `jax.random.normal` to float32 rounding (the erfinv
+    and log approximations), over 300k values (reaching |z| ~ 4.5, the tail branch)."""
+    assert _fused.available()
+    n = 300_001
+    key = jax.random.key(seed)
+    key_data = _fused.kernel_noise_key(key)
+    assert key_data is not None
+    bits, z = jax.jit(_fused.normal, static_argnums=1)(key_data, n)
+    np.testing.assert_array_equal(bits, jax.random.bits(key, (n,), jnp.uint32))
+    want = np.asarray(jax.random.normal(key, (n,)), np.float64)
+    z = np.asarray(z, np.float64)
+    assert np.max(np.abs(want)) > 4.0
+    # jax.random.normal's own float32 erfinv is off by up to 5.5e-6 relative in the
+    # tails (measured), so the two agree to 1e-5 relative ...
+    np.testing.assert_allclose(z, want, rtol=1e-5, atol=1e-7)
+    # ... and the kernel's value is within 4e-7 relative (measured 2.7e-7) of the exact
+    # sqrt(2) erfinv(u) of the same uniform u, found by Newton steps on erf in float64.
+    floats = (np.asarray(bits) >> 9 | 0x3F800000).astype(np.uint32).view(np.float32) - 1
+    u = (floats * np.float32(2) + np.nextafter(np.float32(-1), np.float32(0))).astype(float)
+    erf = np.vectorize(math.erf)
+    exact = want.copy()
+    for _ in range(3):
+        exact -= (erf(exact / np.sqrt(2)) - u) / (np.sqrt(2 / np.pi) * np.exp(-(exact**2) / 2))
+    np.testing.assert_allclose(z, exact, rtol=4e-7, atol=1e-9)
+    # A raw uint32 key gives the same words.
+    raw = jax.random.key_data(key)
+    np.testing.assert_array_equal(_fused.kernel_noise_key(raw), raw)
+
+
+def test_kernel_noise_statistics():
+    """Fixed-seed sample statistics of the kernel's draw (1M values): mean, variance,
+    skewness and excess kurtosis of N(0, 1) within ~5 standard errors, and the tail
+    fractions P(|z| > 1, 2, 3) within 5 binomial standard errors."""
+    assert _fused.available()
+    n = 1 << 20
+    key_data = _fused.kernel_noise_key(jax.random.key(2026))
+    assert key_data is not None
+    _, z = _fused.normal(key_data, n)
+    z = np.asarray(z, np.float64)
+    assert abs(np.mean(z)) < 5 / np.sqrt(n)
+    assert abs(np.var(z) - 1) < 5 * np.sqrt(2 / n)
+    assert abs(np.mean(z**3)) < 5 * np.sqrt(15 / n)
+    assert abs(np.mean(z**4) - 3) < 5 * np.sqrt(96 / n)
+    for t in (1.0, 2.0, 3.0):
+        p = math.erfc(t / math.sqrt(2))
+        assert abs(np.mean(np.abs(z) > t) - p) < 5 * np.sqrt(p * (1 - p) / n), t
+
+
+def test_kernel_noise_only_where_the_generator_allows():
+    """Another PRNG implementation, or non-partitionable threefry, falls back to
+    drawing the noise in JAX (the kernel cannot reproduce those bits); the update is
+    still the XLA path's."""
+    assert _fused.kernel_noise_key(jax.random.key(0, impl="rbg")) is None
+    with jax.threefry_partitionable(False):
+        assert _fused.kernel_noise_key(jax.random.key(0)) is None
+    params = _tree(0, 1.0, small=True)
+    ctx = _context(params)
+    opt = _randomise(lo.OPEN(key=jax.random.key(0)), jax.random.key(1))
+    key = jax.random.key(3, impl="rbg")
+    res = []
+    for backend in ("fused", "xla"):
+        o = opt.with_backend(backend)
+        res.append(o.update(_grads(0, small=True), o.init(params), params, **ctx, key=key))
+    _assert_close(([res[0][0]], res[0][1]), ([res[1][0]], res[1][1]))
 
 
 # ----------------------------------------------------------------- OPEN

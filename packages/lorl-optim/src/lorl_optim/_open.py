@@ -531,13 +531,19 @@ class OPEN(AbstractLearnedOptimizer):
                 mask_table = mask_flat
             else:
                 inputs["mask"] = mask_flat[None]
+        use_fused = fused_wanted(self.backend, dtype) and self._fused_supported(mask_table)
+        key_data = None
         if self.use_stochasticity:
             noise_key = require(key, "key", owner, "a PRNG key for the actor's update noise")
-            # eps ~ N(0, 1), one draw per agent parameter in flat order.
-            inputs["eps"] = actor_noise(noise_key, n, dtype)
+            # eps ~ N(0, 1), one draw per agent parameter in flat order. The fused kernel
+            # draws the same numbers itself from the key words where it can (actor
+            # columns only); the XLA core then draws them from the same words.
+            key_data = _fused.kernel_noise_key(noise_key) if use_fused else None
+            if key_data is None:
+                inputs["eps"] = actor_noise(noise_key, n, dtype)
         data: dict[str, Any] = dict(inputs)
         data.update(slots=state.slots, tp=tp, bp=bp, lp_table=lp_table, mask_table=mask_table)
-        use_fused = fused_wanted(self.backend, dtype) and self._fused_supported(mask_table)
+        data["noise_key"] = key_data
         slots, u_hat = run_core(
             self, data, _xla_core, _fused_core, layout.sizes, self.backend, use_fused
         )
@@ -618,11 +624,15 @@ def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tupl
     n = g.shape[0]
     row_block = jnp.stack(rows) if rows else jnp.zeros((0, n), g.dtype)
     eps = None
+    key_data = data["noise_key"]
     leaf_noise = jnp.ones((len(sizes),), g.dtype)
     if opt.use_stochasticity:
-        eps = data["eps"][0]
+        # Without a per-leaf table, `eps` is the noise times the per-element mask, or
+        # (when the kernel draws the noise from `key_data`) the mask alone.
+        if key_data is None:
+            eps = data["eps"][0]
         if mask_table is None:
-            eps = eps * data["mask"][0]
+            eps = data["mask"][0] if eps is None else eps * data["mask"][0]
         else:
             leaf_noise = mask_table
     packed = jnp.stack([_fused.pack_open_network(net) for net in nets])
@@ -632,6 +642,7 @@ def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tupl
         slots,
         row_block,
         eps,
+        key_data,
         leaf_noise,
         jnp.stack(wis),
         jnp.stack(bis),
@@ -657,6 +668,9 @@ def _xla_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tuple[
     """
     self = opt
     layout_sizes = sizes
+    if data.get("noise_key") is not None:  # the noise the fused kernel draws itself
+        key = jax.random.wrap_key_data(data["noise_key"], impl="threefry2x32")
+        data = {**data, "eps": actor_noise(key, data["g"].shape[1], data["g"].dtype)}
     inputs = {k: data[k] for k in _ROW_NAMES if k in data}
     tp, bp = data["tp"], data["bp"]
     lp_table, mask_table = data["lp_table"], data["mask_table"]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 import numpy as np
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float, Int, UInt32
 
 SOURCE = Path(__file__).with_name("kernels.cc")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c++17")
@@ -38,7 +38,10 @@ TARGETS = {
     "lorl_open_moments": "LorlOpenMoments",
     "lorl_optim4rl_step": "LorlOptim4RLStep",
     "lorl_math": "LorlMath",
+    "lorl_normal": "LorlNormal",
 }
+# Actor-noise modes of `lorl_open_step` (kernels.cc, `NoiseMode`).
+NOISE_NONE, NOISE_GIVEN, NOISE_KEY, NOISE_KEY_MASK = 0, 1, 2, 3
 # Columns per piece of work in the kernels (kernels.cc, TASK): the moment kernel returns
 # one row of partial sums per piece.
 TASK = 4096
@@ -205,12 +208,57 @@ def open_moments(
     return jnp.stack(rows)
 
 
+def kernel_noise_key(key: Any) -> UInt32[Array, "2"] | None:
+    """The two key words from which the kernel can draw `jax.random.normal(key, (1, n))`
+    itself, or None when it cannot (another PRNG implementation, or the non-default
+    `jax_threefry_partitionable=False`, under which the bits of an element also depend on
+    `n`).
+
+    **Arguments:**
+
+    - `key`: a typed PRNG key or a raw `uint32[2]` key.
+
+    **Returns:**
+
+    `uint32[2]` key data, or None.
+    """
+    partitionable = bool(getattr(jax.config, "jax_threefry_partitionable"))  # noqa: B009
+    if not partitionable or str(jax.random.key_impl(key)) != "threefry2x32":
+        return None
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    if key.shape != (2,) or key.dtype != jnp.uint32:
+        return None
+    return key
+
+
+def normal(key_data: UInt32[Array, "2"], n: int) -> tuple[UInt32[Array, " n"], Float[Array, " n"]]:
+    """The kernel's own draw of `jax.random.bits(key, (n,))` and
+    `jax.random.normal(key, (n,))` (for the tests).
+
+    **Arguments:**
+
+    - `key_data`: `kernel_noise_key(key)`.
+    - `n`: number of values.
+
+    **Returns:**
+
+    `(bits, normal values)`.
+    """
+    bits, values = jax.ffi.ffi_call(
+        "lorl_normal",
+        (jax.ShapeDtypeStruct((n,), jnp.uint32), jax.ShapeDtypeStruct((n,), jnp.float32)),
+    )(key_data)
+    return bits, values
+
+
 def open_step(
     g: Float[Array, " n"],
     p: Float[Array, " n"] | None,
     slots: Float[Array, "s n"],
     rows: Float[Array, "r n"],
     eps: Float[Array, " n"] | None,
+    key_data: UInt32[Array, "2"] | None,
     leaf_noise: Float[Array, " leaves"],
     wi: Float[Array, "leaves k gates"],
     bi: Float[Array, "leaves gates"],
@@ -229,13 +277,20 @@ def open_step(
 
     **Arguments:** flat inputs as described in kernels.cc (`OpenStepImpl`); `wi` are the
     per-leaf folded GRU input weights transposed to `(inputs, 3F)`; `nets` the packed
-    networks (`pack_open_network`).
+    networks (`pack_open_network`). Actor noise: with `key_data` (`kernel_noise_key`)
+    the kernel draws `jax.random.normal(key, (1, n))` itself, only for leaves whose
+    `leaf_noise` is non-zero, times `eps` if given (a per-element actor mask); without
+    it `eps` is the noise itself (None: no stochasticity).
 
     **Returns:**
 
     `(new slots, u_hat)`.
     """
     n = g.shape[0]
+    if key_data is not None:
+        noise = NOISE_KEY if eps is None else NOISE_KEY_MASK
+    else:
+        noise = NOISE_NONE if eps is None else NOISE_GIVEN
     new_slots, u_hat = jax.ffi.ffi_call(
         "lorl_open_step",
         (jax.ShapeDtypeStruct(slots.shape, jnp.float32), jax.ShapeDtypeStruct((n,), jnp.float32)),
@@ -247,6 +302,7 @@ def open_step(
         slots,
         rows,
         jnp.zeros((1,), jnp.float32) if eps is None else eps,
+        jnp.zeros((2,), jnp.uint32) if key_data is None else key_data,
         leaf_noise,
         wi,
         bi,
@@ -257,7 +313,7 @@ def open_step(
         width=width,
         n_out=n_out,
         has_p=p is not None,
-        stochastic=eps is not None,
+        noise=np.int64(noise),
         a1=np.float32(alphas[0]),
         a2=np.float32(alphas[1]),
         a3=np.float32(alphas[2]),

@@ -24,6 +24,10 @@
 
 #include "xla/ffi/api/ffi.h"
 
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
+
 namespace ffi = xla::ffi;
 
 namespace {
@@ -129,6 +133,92 @@ inline V fast_rsqrt(V x) {
   return y;
 }
 
+// ----------------------------------------------------------------- actor noise
+//
+// OPEN's actor noise is jax.random.normal(key, (1, n)) over the flat parameter vector.
+// With JAX's default generator (threefry2x32, "partitionable" counters) the value at
+// flat index i depends only on the key and i: 32 random bits are x0 ^ x1 of
+// threefry2x32(key, (hi(i), lo(i))), turned into a float u uniform in [-1 + 2^-24, 1)
+// and then into sqrt(2) erfinv(u). The kernel recomputes exactly these bits (tested
+// equal to jax.random.bits) and the transform with the approximations below (tested
+// against jax.random.normal), so only actor columns draw noise and none of it goes
+// through memory.
+
+typedef uint32_t VU __attribute__((vector_size(64)));
+
+inline VU rotl(VU x, int r) { return (x << r) | (x >> (32 - r)); }
+
+// Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel random numbers: as easy as
+// 1, 2, 3"), the block function of JAX's default PRNG: rotation constants
+// (13, 15, 26, 6) / (17, 29, 16, 24), a key injection after every 4 rounds with the
+// parity word 0x1BD11BDA.
+inline void threefry2x32(uint32_t k0, uint32_t k1, VU& x0, VU& x1) {
+  const uint32_t ks[3] = {k0, k1, k0 ^ k1 ^ 0x1BD11BDAu};
+  static constexpr int ROT[2][4] = {{13, 15, 26, 6}, {17, 29, 16, 24}};
+  x0 += ks[0];
+  x1 += ks[1];
+  for (int i = 0; i < 5; ++i) {
+    for (int r = 0; r < 4; ++r) {
+      x0 += x1;
+      x1 = rotl(x1, ROT[i % 2][r]);
+      x1 ^= x0;
+    }
+    x0 += ks[(i + 1) % 3];
+    x1 += ks[(i + 2) % 3] + static_cast<uint32_t>(i + 1);
+  }
+}
+
+// The 32 random bits of jax.random.bits(key, (n,), uint32) at flat indices
+// first, ..., first + 15 (n < 2^32, so the high counter word is 0).
+inline VU random_bits(const uint32_t* key, int64_t first) {
+  VU lo;
+  for (int i = 0; i < W; ++i) lo[i] = static_cast<uint32_t>(first + i);
+  VU hi = {};
+  threefry2x32(key[0], key[1], hi, lo);
+  return hi ^ lo;
+}
+
+// erfinv(x) for |x| < 1: Giles' single-precision approximation ("Approximating the
+// erfinv function", GPU Computing Gems, 2011), w = -log(1 - x^2), a degree-8 polynomial
+// in w - 2.5 for w < 5 and in sqrt(w) - 3 otherwise (the form XLA uses for float32).
+inline V fast_erfinv(V x) {
+  V w = -fast_log((1.0f - x) * (1.0f + x));
+  VI small = w < 5.0f;
+  V a = w - 2.5f;
+  V b = w * fast_rsqrt(w) - 3.0f;  // sqrt(w) - 3; only used where w >= 5
+  V p = splat(2.81022636e-08f);
+  p = p * a + 3.43273939e-07f;
+  p = p * a + -3.5233877e-06f;
+  p = p * a + -4.39150654e-06f;
+  p = p * a + 0.00021858087f;
+  p = p * a + -0.00125372503f;
+  p = p * a + -0.00417768164f;
+  p = p * a + 0.246640727f;
+  p = p * a + 1.50140941f;
+  V q = splat(-0.000200214257f);
+  q = q * b + 0.000100950558f;
+  q = q * b + 0.00134934322f;
+  q = q * b + -0.00367342844f;
+  q = q * b + 0.00573950773f;
+  q = q * b + -0.0076224613f;
+  q = q * b + 0.00943887047f;
+  q = q * b + 1.00167406f;
+  q = q * b + 2.83297682f;
+  return (small ? p : q) * x;
+}
+
+// Standard normal values from random bits as jax.random.normal does for float32: the
+// top 23 bits as the mantissa of a float in [1, 2), minus 1, scaled to
+// [-1 + 2^-24, 1) (exactly), then sqrt(2) erfinv.
+inline V normal_from_bits(VU bits) {
+  VU f = (bits >> 9) | 0x3f800000u;
+  V unit;
+  std::memcpy(&unit, &f, sizeof(unit));
+  const float lo = -0.99999994f;  // nextafter(-1, 0)
+  V u = vmax((unit - 1.0f) * 2.0f + lo, splat(lo));
+  return 1.41421356f * fast_erfinv(u);
+}
+
 inline V relu(V x) { return x < 0.0f ? V{} : x; }  // NaN propagates
 
 // y[j] = b[j] + sum_k wt[k * OUT + j] x[k] for j < OUT (`wt` is the transposed weight,
@@ -179,6 +269,18 @@ inline void gru_gates(const V* gx, const V* gh, const float* bhn, V* h) {
   }
 }
 
+// Flush denormal results to zero and read denormal inputs as zero while alive (as XLA:CPU
+// does in its own computations). Denormals otherwise take microcode assists that slowed
+// the kernels about 2x (e.g. exp(x) near its lower clamp times a polynomial below 1).
+// New threads start without these flags, so every worker sets them.
+struct DenormalsAreZero {
+#if defined(__SSE__)
+  unsigned int saved = _mm_getcsr();
+  DenormalsAreZero() { _mm_setcsr(saved | 0x8040); }  // FTZ (bit 15) | DAZ (bit 6)
+  ~DenormalsAreZero() { _mm_setcsr(saved); }
+#endif
+};
+
 int max_threads() {
   const char* s = std::getenv("LORL_OPTIM_FUSED_THREADS");
   if (s == nullptr || *s == '\0') return 0;
@@ -209,6 +311,7 @@ void parallel_columns(const int32_t* offsets, int64_t n_leaves, int64_t task, Bo
   threads = std::max<int64_t>(1, std::min<int64_t>(threads, total));
   std::atomic<int64_t> next{0};
   auto worker = [&]() {
+    DenormalsAreZero daz;
     for (;;) {
       int64_t i = next.fetch_add(1);
       if (i >= total) return;
@@ -257,12 +360,19 @@ inline void layer_norm_relu(V* a, const float* s, const float* c, float eps) {
   for (int j = 0; j < H; ++j) a[j] = relu(a[j] * inv * s[j] + c[j]);
 }
 
+// Actor-noise modes (attribute `noise`): none; `eps` holds the noise (drawn by JAX);
+// the kernel draws it from `key` (times `eps`, a per-element actor mask, in mode
+// NOISE_KEY_MASK).
+enum NoiseMode { NOISE_NONE = 0, NOISE_GIVEN = 1, NOISE_KEY = 2, NOISE_KEY_MASK = 3 };
+
 struct OpenArgs {
   const float *g, *p, *slots, *rows, *eps, *leaf_noise, *wi, *bi, *nets;
   const int32_t* leaf_net;
+  const uint32_t* key;
   float *slots_out, *u_out;
   int64_t n, n_rows, n_in, n_out, net_size;
-  bool has_p, stochastic;
+  bool has_p;
+  int noise;
   float a1, a2, a3, log_eps, ln_eps;
 };
 
@@ -273,7 +383,7 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
   const float* wi = A.wi + leaf * nin * 3 * F;  // (n_in, 3F)
   const float* bi = A.bi + leaf * 3 * F;
   OpenNet<F, H> net(A.nets + A.leaf_net[leaf] * A.net_size, static_cast<int>(A.n_out));
-  const float noise_scale = A.stochastic ? A.a3 * A.leaf_noise[leaf] : 0.0f;
+  const float noise_scale = A.noise != NOISE_NONE ? A.a3 * A.leaf_noise[leaf] : 0.0f;
   for (int64_t c = start; c < stop; c += W) {
     const int cnt = static_cast<int>(std::min<int64_t>(W, stop - c));
     V x[24];
@@ -308,7 +418,16 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
       o[j] = acc;
     }
     V u = A.a1 * o[0] * fast_exp(A.a2 * o[1]);
-    if (A.stochastic) u += noise_scale * o[2] * load(A.eps + c, cnt);
+    if (noise_scale != 0.0f) {
+      V eps;
+      if (A.noise == NOISE_GIVEN) {
+        eps = load(A.eps + c, cnt);
+      } else {
+        eps = normal_from_bits(random_bits(A.key, c));
+        if (A.noise == NOISE_KEY_MASK) eps *= load(A.eps + c, cnt);
+      }
+      u += noise_scale * o[2] * eps;
+    }
     for (int b = 0; b < 6; ++b) store(A.slots_out + b * n + c, m[b], cnt);
     for (int j = 0; j < F; ++j) store(A.slots_out + (6 + j) * n + c, h[j], cnt);
     store(A.u_out + c, u, cnt);
@@ -317,12 +436,13 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
 
 ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
                         ffi::Buffer<ffi::F32> slots, ffi::Buffer<ffi::F32> rows,
-                        ffi::Buffer<ffi::F32> eps, ffi::Buffer<ffi::F32> leaf_noise,
+                        ffi::Buffer<ffi::F32> eps, ffi::Buffer<ffi::U32> key,
+                        ffi::Buffer<ffi::F32> leaf_noise,
                         ffi::Buffer<ffi::F32> wi, ffi::Buffer<ffi::F32> bi,
                         ffi::Buffer<ffi::F32> nets, ffi::Buffer<ffi::S32> leaf_net,
                         ffi::Buffer<ffi::S32> offsets, ffi::ResultBuffer<ffi::F32> slots_out,
                         ffi::ResultBuffer<ffi::F32> u_out, int64_t hidden, int64_t width,
-                        int64_t n_out, bool has_p, bool stochastic, float a1, float a2,
+                        int64_t n_out, bool has_p, int64_t noise, float a1, float a2,
                         float a3, float log_eps, float ln_eps) {
   OpenArgs A;
   A.n = static_cast<int64_t>(g.element_count());
@@ -332,6 +452,7 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   A.rows = rows.typed_data();
   A.n_rows = A.n == 0 ? 0 : static_cast<int64_t>(rows.element_count()) / A.n;
   A.eps = eps.typed_data();
+  A.key = key.typed_data();
   A.leaf_noise = leaf_noise.typed_data();
   A.wi = wi.typed_data();
   A.bi = bi.typed_data();
@@ -342,15 +463,22 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   A.n_in = (has_p ? 1 : 0) + 14 + A.n_rows;
   A.n_out = n_out;
   A.has_p = has_p;
-  A.stochastic = stochastic;
+  A.noise = static_cast<int>(noise);
   A.a1 = a1;
   A.a2 = a2;
   A.a3 = a3;
   A.log_eps = log_eps;
   A.ln_eps = ln_eps;
   const int64_t n_leaves = static_cast<int64_t>(offsets.element_count()) - 1;
+  const bool stochastic = noise != NOISE_NONE;
   if (A.n_in > 24 || n_out < 2 || n_out > 3 || (stochastic && n_out != 3)) {
     return ffi::Error::InvalidArgument("lorl_open_step: unsupported input/output sizes");
+  }
+  if (noise < NOISE_NONE || noise > NOISE_KEY_MASK ||
+      ((noise == NOISE_KEY || noise == NOISE_KEY_MASK) && key.element_count() != 2) ||
+      ((noise == NOISE_GIVEN || noise == NOISE_KEY_MASK) &&
+       static_cast<int64_t>(eps.element_count()) != A.n)) {
+    return ffi::Error::InvalidArgument("lorl_open_step: bad noise mode or noise inputs");
   }
   if (static_cast<int64_t>(bi.element_count()) != n_leaves * 3 * hidden) {
     return ffi::Error::InvalidArgument("lorl_open_step: bi has the wrong size");
@@ -589,7 +717,36 @@ ffi::Error MathImpl(ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> y, int6
   return ffi::Error::Success();
 }
 
+// The kernel's actor-noise draw for flat indices 0..n-1 (used by the tests): the random
+// bits and the standard normal values.
+ffi::Error NormalImpl(ffi::Buffer<ffi::U32> key, ffi::ResultBuffer<ffi::U32> bits,
+                      ffi::ResultBuffer<ffi::F32> normal) {
+  if (key.element_count() != 2) {
+    return ffi::Error::InvalidArgument("lorl_normal: the key must have 2 words");
+  }
+  DenormalsAreZero daz;  // as in the kernels' workers
+  const int64_t n = static_cast<int64_t>(bits->element_count());
+  uint32_t* bp = bits->typed_data();
+  float* np_ = normal->typed_data();
+  for (int64_t c = 0; c < n; c += W) {
+    const int cnt = static_cast<int>(std::min<int64_t>(W, n - c));
+    VU b = random_bits(key.typed_data(), c);
+    V z = normal_from_bits(b);
+    for (int i = 0; i < cnt; ++i) {
+      bp[c + i] = b[i];
+      np_[c + i] = z[i];
+    }
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlNormal, NormalImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // key
+                                  .Ret<ffi::Buffer<ffi::U32>>()  // bits
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // normal
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenStep, OpenStepImpl,
                               ffi::Ffi::Bind()
@@ -598,6 +755,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenStep, OpenStepImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // slots
                                   .Arg<ffi::Buffer<ffi::F32>>()  // rows
                                   .Arg<ffi::Buffer<ffi::F32>>()  // eps
+                                  .Arg<ffi::Buffer<ffi::U32>>()  // key
                                   .Arg<ffi::Buffer<ffi::F32>>()  // leaf_noise
                                   .Arg<ffi::Buffer<ffi::F32>>()  // wi
                                   .Arg<ffi::Buffer<ffi::F32>>()  // bi
@@ -610,7 +768,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenStep, OpenStepImpl,
                                   .Attr<int64_t>("width")
                                   .Attr<int64_t>("n_out")
                                   .Attr<bool>("has_p")
-                                  .Attr<bool>("stochastic")
+                                  .Attr<int64_t>("noise")
                                   .Attr<float>("a1")
                                   .Attr<float>("a2")
                                   .Attr<float>("a3")
