@@ -241,31 +241,49 @@ inline void dense(const float* wt, const float* b, const V* x, int in, V* y) {
   }
 }
 
-// Same without bias.
-template <int OUT>
-inline void dense_nb(const float* wt, const V* x, int in, V* y) {
-  constexpr int BLK = OUT <= 24 ? OUT : (OUT % 24 == 0 ? 24 : 16);
-  static_assert(OUT % BLK == 0, "unsupported layer width");
-  for (int jb = 0; jb < OUT; jb += BLK) {
-    V acc[BLK] = {};
-    for (int k = 0; k < in; ++k) {
-      V xk = x[k];
-      const float* w = wt + k * OUT + jb;
-#pragma GCC unroll 48
-      for (int j = 0; j < BLK; ++j) acc[j] += w[j] * xk;
+// GRU step (flax convention, gates [r, z, n]):
+//   r = sigmoid(Wi_r x + bi_r + Wh_r h), z = sigmoid(Wi_z x + bi_z + Wh_z h),
+//   n = tanh(Wi_n x + bi_n + r (Wh_n h + bhn)), h' = (1 - z) n + z h,
+// with `wi` (in, 3F) and `wh` (F, 3F) transposed and gate-major. U units at a time: the
+// 4U pre-activations stay in registers (r and z sum both products in one accumulator),
+// inputs and state are streamed, and the gates are applied before the next block; the
+// new state goes to `hn` (the old one is read by every block).
+template <int F, int U = 4>
+inline void gru(const float* wi, const float* bi, const V* x, int in, const float* wh,
+                const float* bhn, const V* h, V* hn) {
+  static_assert(F % U == 0, "unsupported GRU size");
+  for (int u = 0; u < F; u += U) {
+    V r[U], z[U], xn[U], hh[U];
+    for (int j = 0; j < U; ++j) {
+      r[j] = splat(bi[u + j]);
+      z[j] = splat(bi[F + u + j]);
+      xn[j] = splat(bi[2 * F + u + j]);
+      hh[j] = splat(bhn[u + j]);
     }
-    for (int j = 0; j < BLK; ++j) y[jb + j] = acc[j];
-  }
-}
-
-// GRU step (flax convention, gates [r, z, n]): gx = Wi x + bi (precomputed), gh = Wh h.
-template <int F>
-inline void gru_gates(const V* gx, const V* gh, const float* bhn, V* h) {
-  for (int j = 0; j < F; ++j) {
-    V r = fast_sigmoid(gx[j] + gh[j]);
-    V z = fast_sigmoid(gx[F + j] + gh[F + j]);
-    V nn = fast_tanh(gx[2 * F + j] + r * (gh[2 * F + j] + bhn[j]));
-    h[j] = (1.0f - z) * nn + z * h[j];
+    for (int k = 0; k < in; ++k) {
+      const V xk = x[k];
+      const float* w = wi + k * 3 * F + u;
+      for (int j = 0; j < U; ++j) {
+        r[j] += w[j] * xk;
+        z[j] += w[F + j] * xk;
+        xn[j] += w[2 * F + j] * xk;
+      }
+    }
+    for (int k = 0; k < F; ++k) {
+      const V hk = h[k];
+      const float* w = wh + k * 3 * F + u;
+      for (int j = 0; j < U; ++j) {
+        r[j] += w[j] * hk;
+        z[j] += w[F + j] * hk;
+        hh[j] += w[2 * F + j] * hk;
+      }
+    }
+    for (int j = 0; j < U; ++j) {
+      V rg = fast_sigmoid(r[j]);
+      V zg = fast_sigmoid(z[j]);
+      V ng = fast_tanh(xn[j] + rg * hh[j]);
+      hn[u + j] = (1.0f - zg) * ng + zg * h[u + j];
+    }
   }
 }
 
@@ -354,8 +372,9 @@ struct OpenNet {
 
 template <int H>
 inline void layer_norm_relu(V* a, const float* s, const float* c, float eps) {
-  V var = {};
-  for (int j = 0; j < H; ++j) var += a[j] * a[j];
+  V part[4] = {};  // independent partial sums: a chain of H dependent FMAs is slow
+  for (int j = 0; j < H; ++j) part[j % 4] += a[j] * a[j];
+  V var = (part[0] + part[1]) + (part[2] + part[3]);
   V inv = fast_rsqrt(var * (1.0f / H) + eps);
   for (int j = 0; j < H; ++j) a[j] = relu(a[j] * inv * s[j] + c[j]);
 }
@@ -364,6 +383,24 @@ inline void layer_norm_relu(V* a, const float* s, const float* c, float eps) {
 // the kernel draws it from `key` (times `eps`, a per-element actor mask, in mode
 // NOISE_KEY_MASK).
 enum NoiseMode { NOISE_NONE = 0, NOISE_GIVEN = 1, NOISE_KEY = 2, NOISE_KEY_MASK = 3 };
+
+// o[j] = b[j] + sum_i w[i * OUT + j] x[i] for the few outputs of a network, with
+// independent partial sums (even and odd i) so that the FMAs do not form one long chain.
+template <int H, int OUT>
+inline void output_layer(const float* w, const float* b, const V* x, V* o) {
+  V even[OUT], odd[OUT];
+  for (int j = 0; j < OUT; ++j) {
+    even[j] = splat(b[j]);
+    odd[j] = V{};
+  }
+  for (int i = 0; i < H; i += 2) {
+    for (int j = 0; j < OUT; ++j) {
+      even[j] += w[i * OUT + j] * x[i];
+      odd[j] += w[(i + 1) * OUT + j] * x[i + 1];
+    }
+  }
+  for (int j = 0; j < OUT; ++j) o[j] = even[j] + odd[j];
+}
 
 struct OpenArgs {
   const float *g, *p, *slots, *rows, *eps, *leaf_noise, *wi, *bi, *nets;
@@ -401,21 +438,19 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
     x[k++] = vsign(g);
     x[k++] = fast_log(vabs(g) + A.log_eps);
     for (int r = 0; r < A.n_rows; ++r) x[k++] = load(A.rows + r * n + c, cnt);
-    for (int j = 0; j < F; ++j) h[j] = load(A.slots + (6 + j) * n + c, cnt);
-    V gx[3 * F], gh[3 * F];
-    dense<3 * F>(wi, bi, x, nin, gx);
-    dense_nb<3 * F>(net.whh, h, F, gh);
-    gru_gates<F>(gx, gh, net.bhn, h);
+    V h_old[F];
+    for (int j = 0; j < F; ++j) h_old[j] = load(A.slots + (6 + j) * n + c, cnt);
+    gru<F>(wi, bi, x, nin, net.whh, net.bhn, h_old, h);
     V a[H], b2[H];
     dense<H>(net.w0, net.b0, h, F, a);
     layer_norm_relu<H>(a, net.s1, net.c1, A.ln_eps);
     dense<H>(net.w1, net.b1, a, H, b2);
     layer_norm_relu<H>(b2, net.s2, net.c2, A.ln_eps);
     V o[3];
-    for (int j = 0; j < A.n_out; ++j) {
-      V acc = splat(net.b2[j]);
-      for (int i = 0; i < H; ++i) acc += net.w2[i * A.n_out + j] * b2[i];
-      o[j] = acc;
+    if (A.n_out == 3) {
+      output_layer<H, 3>(net.w2, net.b2, b2, o);
+    } else {
+      output_layer<H, 2>(net.w2, net.b2, b2, o);
     }
     V u = A.a1 * o[0] * fast_exp(A.a2 * o[1]);
     if (noise_scale != 0.0f) {
@@ -618,36 +653,29 @@ void optim4rl_columns(const O4Args& A, int64_t start, int64_t stop) {
     V g = load(A.g + c, cnt);
     if (A.clip > 0) g = vmin(vmax(g, splat(-A.clip)), splat(A.clip));
     V x[2] = {vsign(g), fast_log(vabs(g) + A.eps1)};
-    V h1[F], h2[F];
-    for (int j = 0; j < F; ++j) h1[j] = load(A.slots + j * n + c, cnt);
-    for (int j = 0; j < F; ++j) h2[j] = load(A.slots + (F + j) * n + c, cnt);
-    V gx[3 * F], gh[3 * F];
-    dense<3 * F>(net.wi1, net.bi1, x, 2, gx);
-    dense_nb<3 * F>(net.wh1, h1, F, gh);
-    gru_gates<F>(gx, gh, net.bn1, h1);
+    V h_old[F], h1[F], h2[F];
+    for (int j = 0; j < F; ++j) h_old[j] = load(A.slots + j * n + c, cnt);
+    gru<F>(net.wi1, net.bi1, x, 2, net.wh1, net.bn1, h_old, h1);
     V a[H1], b[H2];
     dense<H1>(net.a0, net.c0, h1, F, a);
     for (int j = 0; j < H1; ++j) a[j] = relu(a[j]);
     dense<H2>(net.a1, net.c1, a, H1, b);
     for (int j = 0; j < H2; ++j) b[j] = relu(b[j]);
-    V o0 = splat(net.c2[0]), o1 = splat(net.c2[1]);
-    for (int i = 0; i < H2; ++i) {
-      o0 += net.a2[2 * i] * b[i];
-      o1 += net.a2[2 * i + 1] * b[i];
-    }
+    V o01[2];
+    output_layer<H2, 2>(net.a2, net.c2, b, o01);
+    V o0 = o01[0], o1 = o01[1];
     // straight_through_sign(tanh(o0 + b)) is 1 where tanh(o0 + b) >= 0, i.e. o0 + b >= 0.
     V msign = (o0 + A.sign_bias) >= 0.0f ? splat(1.0f) : splat(-1.0f);
     V mom = x[0] * msign * fast_exp(o1);
     V x2[1] = {2.0f * x[1]};
-    dense<3 * F>(net.wi2, net.bi2, x2, 1, gx);
-    dense_nb<3 * F>(net.wh2, h2, F, gh);
-    gru_gates<F>(gx, gh, net.bn2, h2);
+    for (int j = 0; j < F; ++j) h_old[j] = load(A.slots + (F + j) * n + c, cnt);
+    gru<F>(net.wi2, net.bi2, x2, 1, net.wh2, net.bn2, h_old, h2);
     dense<H1>(net.d0, net.e0, h2, F, a);
     for (int j = 0; j < H1; ++j) a[j] = relu(a[j]);
     dense<H2>(net.d1, net.e1, a, H1, b);
     for (int j = 0; j < H2; ++j) b[j] = relu(b[j]);
-    V o3 = splat(net.e2[0]);
-    for (int i = 0; i < H2; ++i) o3 += net.d2[i] * b[i];
+    V o3;
+    output_layer<H2, 1>(net.d2, net.e2, b, &o3);
     V v = fast_exp(o3);
     V delta = -A.lr * mom * fast_rsqrt(v + A.eps2);
     for (int j = 0; j < F; ++j) store(A.slots_out + j * n + c, h1[j], cnt);
