@@ -8,8 +8,11 @@ Measures, in one process and one after the other, environment steps per second o
    implementation and once with the default backend (the fused CPU kernel).
 
 PPO settings: OPEN Table 3 MinAtar column (64 envs x 128 steps, 4 epochs x 8 minibatches,
-width 64). Compilation is excluded: every program runs once to compile, then `--repeats`
-timed runs with fresh keys; the median is reported.
+width 64). Compilation is excluded: every program runs once to compile, then all
+programs are timed in `--repeats` interleaved rounds (one run of each per round, fresh
+keys), so a change of machine speed hits all of them alike; the median is reported, and
+for the learned optimizer also the median over rounds of its time / Adam's time in the
+same round.
 
     python tools/bench_agents_speed.py --updates 20 --repeats 3 \
         --out docs/agents/bench_speed.json
@@ -29,17 +32,22 @@ import jax.numpy as jnp
 import lorl_agents as la
 
 
-def _time(fn, repeats: int) -> tuple[float, float]:
-    """(compile + first run seconds, median seconds of `repeats` further runs)."""
+def _compile(fn) -> float:
+    """Compile and run once; returns the seconds taken."""
     t0 = time.perf_counter()
     jax.block_until_ready(fn(jax.random.key(0)))
-    first = time.perf_counter() - t0
-    times = []
+    return time.perf_counter() - t0
+
+
+def _rounds(programs: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of every program in `repeats` interleaved rounds (round i uses key i + 1)."""
+    times: dict[str, list[float]] = {name: [] for name in programs}
     for i in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(jax.random.key(i + 1)))
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+        for name, fn in programs.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(jax.random.key(i + 1)))
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def main() -> None:
@@ -93,11 +101,10 @@ def main() -> None:
         )
         return total
 
-    rows = []
-    first, median = _time(raw_env, args.repeats)
-    rows.append(("raw env stepping (random actions)", first, median))
-    first, median = _time(rollout_only, args.repeats)
-    rows.append(("rollout only (env + policy forward)", first, median))
+    programs = {
+        "raw env stepping (random actions)": raw_env,
+        "rollout only (env + policy forward)": rollout_only,
+    }
 
     adam = la.paper_adam("breakout", config)
 
@@ -105,8 +112,8 @@ def main() -> None:
     def ppo_adam(key):
         return agent.train(env, env_params, adam, key=key).final_return
 
-    first, median = _time(ppo_adam, args.repeats)
-    rows.append(("PPO + Adam (OPEN-tuned)", first, median))
+    adam_name = "PPO + Adam (OPEN-tuned)"
+    programs[adam_name] = ppo_adam
 
     learned_note = None
     try:
@@ -124,13 +131,14 @@ def main() -> None:
             def ppo_open(key, open_opt=open_opt):
                 return agent.train(env, env_params, open_opt, key=key).final_return
 
-            first, median = _time(ppo_open, args.repeats)
-            rows.append((f"PPO + OPEN (load_open('breakout'), {backend})", first, median))
+            programs[f"PPO + OPEN (load_open('breakout'), {backend})"] = ppo_open
     except ImportError:
         learned_note = "lorl_optim is not installed: learned-optimizer column left out"
 
-    by_name = {name: median for name, _, median in rows}
-    adam_s = by_name["PPO + Adam (OPEN-tuned)"]
+    firsts = {name: _compile(fn) for name, fn in programs.items()}
+    times = _rounds(programs, args.repeats)
+    rows = [(name, firsts[name], statistics.median(times[name])) for name in programs]
+    adam_s = statistics.median(times[adam_name])
     results = []
     print(
         f"Breakout-MinAtar, {steps} env steps per run ({args.updates} PPO updates), "
@@ -139,19 +147,26 @@ def main() -> None:
     )
     print(
         f"{'program':56s} {'compile+1st (s)':>16s} {'run (s)':>9s} {'steps/s':>10s} "
-        f"{'x Adam time':>11s}"
+        f"{'x Adam time':>11s} {'per-round x Adam':>17s}"
     )
     for name, first, median in rows:
         sps = steps / median
         ratio = median / adam_s
-        print(f"{name:56s} {first:16.1f} {median:9.2f} {sps:10.0f} {ratio:11.2f}")
+        per_round = [t / a for t, a in zip(times[name], times[adam_name], strict=True)]
+        print(
+            f"{name:56s} {first:16.1f} {median:9.2f} {sps:10.0f} {ratio:11.2f} "
+            f"{' '.join(f'{r:.2f}' for r in per_round):>17s}"
+        )
         results.append(
             {
                 "program": name,
                 "compile_and_first_run_s": first,
                 "run_s": median,
+                "run_s_per_round": times[name],
                 "env_steps_per_s": sps,
                 "time_relative_to_adam": ratio,
+                "time_relative_to_adam_per_round": per_round,
+                "median_of_per_round_ratios": statistics.median(per_round),
             }
         )
     if learned_note:
@@ -166,6 +181,7 @@ def main() -> None:
                 "jax": jax.__version__,
                 "cpu_count": os.cpu_count(),
                 "load_average_at_end": os.getloadavg()[0],
+                "timing": "compiled first, then interleaved rounds (one run of each per round)",
                 "note": learned_note,
                 "results": results,
             },

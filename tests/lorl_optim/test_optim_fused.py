@@ -54,6 +54,21 @@ def test_approximation_error_bounds():
     _check("rsqrt", x, lambda v: 1.0 / np.sqrt(v), 2e-7 / np.sqrt(x))
 
 
+def test_exp_limits_are_xla_s():
+    """exp overflows to inf, underflows to 0 and propagates NaN as XLA does (AVX-512
+    path; sigmoid and tanh then saturate exactly)."""
+    x = np.array([1e30, -1e30, np.inf, -np.inf, np.nan, 89.0, 88.7, -88.0, -200.0], np.float32)
+    got = np.asarray(_fused.math_op(jnp.asarray(x), "exp"))
+    want = np.asarray(jnp.exp(jnp.asarray(x)))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(got == 0, want == 0)
+    sig = np.asarray(_fused.math_op(jnp.asarray(x), "sigmoid"))
+    np.testing.assert_array_equal(sig[[0, 1, 2, 3]], [1.0, 0.0, 1.0, 0.0])
+    tanh = np.asarray(_fused.math_op(jnp.asarray(x), "tanh"))
+    np.testing.assert_array_equal(tanh[[0, 1, 2, 3]], [1.0, -1.0, 1.0, -1.0])
+
+
 # ----------------------------------------------------------------- actor noise
 
 

@@ -157,6 +157,11 @@ def error() -> BaseException | None:
 # ----------------------------------------------------------------------------- calls
 
 
+def _require_kernel() -> None:
+    if not available():
+        raise RuntimeError(f"the fused CPU kernel is unavailable: {error()!r}")
+
+
 def pieces_per_leaf(sizes: tuple[int, ...]) -> list[int]:
     """Number of `TASK`-column pieces of each leaf (rows of the moment kernel's output)."""
     return [-(-s // TASK) for s in sizes]
@@ -245,6 +250,7 @@ def normal(key_data: UInt32[Array, "2"], n: int) -> tuple[UInt32[Array, " n"], F
 
     `(bits, normal values)`.
     """
+    _require_kernel()
     bits, values = jax.ffi.ffi_call(
         "lorl_normal",
         (jax.ShapeDtypeStruct((n,), jnp.uint32), jax.ShapeDtypeStruct((n,), jnp.float32)),
@@ -421,6 +427,7 @@ def math_op(x: Float[Array, " n"], op: str) -> Float[Array, " n"]:
 
     The approximated values.
     """
+    _require_kernel()
     index = ("exp", "log", "sigmoid", "tanh", "rsqrt").index(op)
     return jax.ffi.ffi_call("lorl_math", jax.ShapeDtypeStruct(x.shape, jnp.float32))(
         x, op=np.int64(index)

@@ -79,13 +79,25 @@ inline V vsign(V x) {
   return __builtin_convertvector(neg - pos, V);
 }
 
-// exp(x) for x clamped to [-87.3, 88.37] (so 2^k stays a normal float; XLA would give
-// inf above 88.72 and 0 / denormals below -87.3): 2^k * p(r), r = x - k ln2 (Cody-Waite split of
-// ln2), p the degree-6 Taylor polynomial (|r| <= ln2/2: truncation < 2e-8 relative).
+// exp(x) = 2^k p(r), k = round(x / ln2), r = x - k ln2 (Cody-Waite split of ln2), p the
+// degree-6 Taylor polynomial (|r| <= ln2/2: truncation < 2e-8 relative). With AVX-512 the
+// rounding and the scaling by 2^k are single instructions (vrndscaleps, vscalefps), which
+// also give XLA's limits (x is first clamped to [-104, 89]): inf above ~88.72, 0 below
+// ~-87.3 (denormal results are flushed, see DenormalsAreZero), NaN for NaN. Elsewhere x is clamped to [-87.3, 88.37] so 2^k
+// stays a normal float built from its bits (saturating at exp(88.37) instead of inf).
 inline V fast_exp(V x) {
+#ifdef __AVX512F__
+  // Clamp (NaN passes: vmaxps/vminps return their second operand if either is NaN) so
+  // that k stays finite: exp(-104) underflows to 0 and exp(89) overflows to inf anyway.
+  __m512 xc = _mm512_max_ps(_mm512_set1_ps(-104.0f), reinterpret_cast<__m512>(x));
+  x = reinterpret_cast<V>(_mm512_min_ps(_mm512_set1_ps(89.0f), xc));
+  V k = reinterpret_cast<V>(_mm512_roundscale_ps(
+      reinterpret_cast<__m512>(x * 1.44269504088896341f), _MM_FROUND_TO_NEAREST_INT));
+#else
   x = vmin(vmax(x, splat(-87.3f)), splat(88.37f));
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
   V k = (x * 1.44269504088896341f + magic) - magic;
+#endif
   V r = x - k * 0.693145751953125f;
   r = r - k * 1.428606765330187e-06f;
   V p = splat(1.0f / 720.0f);
@@ -95,8 +107,13 @@ inline V fast_exp(V x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
+#ifdef __AVX512F__
+  return reinterpret_cast<V>(
+      _mm512_scalef_ps(reinterpret_cast<__m512>(p), reinterpret_cast<__m512>(k)));
+#else
   VI e = (__builtin_convertvector(k, VI) + 127) << 23;
   return p * bits_to_float(e);
+#endif
 }
 
 // log(x) for finite x > 0 (normal floats): x = 2^e m with m in [sqrt(1/2), sqrt(2)),
