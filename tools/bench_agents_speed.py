@@ -24,6 +24,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -101,7 +102,7 @@ def main() -> None:
         )
         return total
 
-    programs = {
+    programs: dict[str, Callable[[jax.Array], jax.Array]] = {
         "raw env stepping (random actions)": raw_env,
         "rollout only (env + policy forward)": rollout_only,
     }

@@ -471,7 +471,9 @@ class OPEN(AbstractLearnedOptimizer):
           required with stochasticity or `separated`.
         - `key`: PRNG key for the actor noise; required with stochasticity. The noise is
           `jax.random.normal(key, (1, n_params))` over the flat parameter vector (leaves
-          in `jax.tree` order), so the update is deterministic given the key.
+          in `jax.tree` order), so the update is deterministic given the key. The fused
+          kernel draws the same numbers itself (identical bits, values within float32
+          rounding; docs/optim/fused.md, "Actor noise").
 
         **Returns:**
 
