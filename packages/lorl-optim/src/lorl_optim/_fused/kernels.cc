@@ -3,8 +3,8 @@
 // docs/optim/fused.md).
 //
 // Layout: every per-parameter quantity is a row of a features-major (rows, n) float32
-// array, one column per agent parameter. The kernels process 16 columns at a time as one
-// GCC/Clang vector (`V`, 16 floats: one AVX-512 register, two AVX2 registers); weights are
+// array, one column per agent parameter. The kernels process W columns at a time as one
+// GCC/Clang vector (`V`: 16 floats in one AVX-512 register, else 8 floats); weights are
 // scalars broadcast into the fused multiply-adds. Every intermediate of the network stays
 // in registers or on the stack (L1). Each column is independent, so the result does not
 // depend on how the columns are split between threads (std::thread, one per core).
@@ -32,10 +32,20 @@ namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int W = 16;  // columns per vector
-typedef float V __attribute__((vector_size(64)));
-typedef float Vu __attribute__((vector_size(64), aligned(4)));
-typedef int32_t VI __attribute__((vector_size(64)));
+// Columns per vector: one AVX-512 register (16 floats; 32 vector registers), else one
+// 256-bit register (8 floats; 16 registers). 64-byte vectors without AVX-512 made GCC
+// spill so much that the kernels ran ~10x slower.
+#ifdef __AVX512F__
+constexpr int W = 16;
+constexpr int NREGS = 32;
+#else
+constexpr int W = 8;
+constexpr int NREGS = 16;
+#endif
+constexpr int VBYTES = 4 * W;
+typedef float V __attribute__((vector_size(VBYTES)));
+typedef float Vu __attribute__((vector_size(VBYTES), aligned(4)));
+typedef int32_t VI __attribute__((vector_size(VBYTES)));
 
 inline V splat(float x) { return V{} + x; }
 
@@ -161,7 +171,7 @@ inline V fast_rsqrt(V x) {
 // against jax.random.normal), so only actor columns draw noise and none of it goes
 // through memory.
 
-typedef uint32_t VU __attribute__((vector_size(64)));
+typedef uint32_t VU __attribute__((vector_size(VBYTES)));
 
 inline VU rotl(VU x, int r) { return (x << r) | (x >> (32 - r)); }
 
@@ -243,7 +253,8 @@ inline V relu(V x) { return x < 0.0f ? V{} : x; }  // NaN propagates
 // streamed: one vector load of x[k] per BLK fused multiply-adds.
 template <int OUT>
 inline void dense(const float* wt, const float* b, const V* x, int in, V* y) {
-  constexpr int BLK = OUT <= 24 ? OUT : (OUT % 24 == 0 ? 24 : 16);
+  // Output accumulators per block: as many as leave registers for the inputs.
+  constexpr int BLK = NREGS >= 32 ? (OUT <= 24 ? OUT : (OUT % 24 == 0 ? 24 : 16)) : 8;
   static_assert(OUT % BLK == 0, "unsupported layer width");
   for (int jb = 0; jb < OUT; jb += BLK) {
     V acc[BLK];
@@ -265,7 +276,7 @@ inline void dense(const float* wt, const float* b, const V* x, int in, V* y) {
 // 4U pre-activations stay in registers (r and z sum both products in one accumulator),
 // inputs and state are streamed, and the gates are applied before the next block; the
 // new state goes to `hn` (the old one is read by every block).
-template <int F, int U = 4>
+template <int F, int U = NREGS / 8>
 inline void gru(const float* wi, const float* bi, const V* x, int in, const float* wh,
                 const float* bhn, const V* h, V* hn) {
   static_assert(F % U == 0, "unsupported GRU size");
