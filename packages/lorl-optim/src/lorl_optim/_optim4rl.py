@@ -193,7 +193,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
     State: 16 floats per agent parameter (rows 0-7 `h1`, rows 8-15 `h2`).
 
     The later revision in the public Optim4RL code (raw g and g^2 inputs, no hidden MLP
-    layers, no straight-through sign) is not provided.
+    layers, no straight-through sign) is `lorl_optim.Optim4RLRevised`.
     """
 
     gru1: GRU
