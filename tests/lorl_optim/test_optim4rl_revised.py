@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _finite_differences import check_directional_derivative
 
 import lorl_optim as lo
 
@@ -172,25 +173,10 @@ def test_meta_gradient_matches_finite_differences():
 
         f = jax.jit(meta)
         grad = jax.jit(jax.grad(meta))(arrays)
-        leaves, treedef = jax.tree.flatten(arrays)
         # every part receives meta-gradient (through h1 and h2 of earlier steps too)
         for part in ("gru1", "mlp1", "gru2", "mlp2"):
             assert float(optax.tree.norm(getattr(grad, part))) > 1e-6, part
-        keys = jax.random.split(jax.random.key(5), len(leaves))
-        direction = jax.tree.unflatten(
-            treedef,
-            [jax.random.normal(k, x.shape, jnp.float64) for k, x in zip(keys, leaves, strict=True)],
-        )
-        analytic = sum(
-            float(jnp.vdot(a, b))
-            for a, b in zip(jax.tree.leaves(grad), jax.tree.leaves(direction), strict=True)
-        )
-        h = 1e-5
-        plus = jax.tree.map(lambda a, d: a + h * d, arrays, direction)
-        minus = jax.tree.map(lambda a, d: a - h * d, arrays, direction)
-        numeric = (float(f(plus)) - float(f(minus))) / (2 * h)
-        assert abs(analytic) > 1e-6
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-6)
+        check_directional_derivative(f, grad, arrays, seed=5, rtol=1e-6, floor=1e-6)
 
 
 def test_vmap_over_meta_parameters_matches_members():
