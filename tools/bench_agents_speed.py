@@ -56,6 +56,11 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=20, help="PPO updates per timed run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="docs/agents/bench_speed.json")
+    parser.add_argument(
+        "--open-backends",
+        default="xla,auto",
+        help="comma-separated backends of the PPO + OPEN runs (xla, auto, fused)",
+    )
     args = parser.parse_args()
 
     env, env_params = la.make_env("Breakout-MinAtar")
@@ -120,7 +125,7 @@ def main() -> None:
     try:
         import lorl_optim
 
-        for backend in ("xla", "auto"):
+        for backend in args.open_backends.split(","):
             # "auto" is the fused CPU kernel when it builds (docs/optim/fused.md).
             open_opt = lorl_optim.load_open("breakout").with_backend(backend)
             if backend == "auto":

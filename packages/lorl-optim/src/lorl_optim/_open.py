@@ -592,42 +592,66 @@ def _fold(
     return jnp.concatenate(cols, axis=1), b
 
 
-def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tuple[Array, Array]:
-    """`_xla_core` with the fused CPU kernels (per-tensor sums of squares, then network
-    and `u_hat`); the per-leaf weight folding stays in JAX (tiny)."""
+def _fold_context(
+    opt: OPEN,
+    net: OPENNetwork,
+    n_leaves: int,
+    tp: Array | None,
+    bp: Array | None,
+    lp_table: Array | None,
+) -> tuple[Array, Array]:
+    """`_fold` for the fused kernel, all leaves at once and without the per-tensor
+    normalisation (the kernel folds that in itself): the GRU input weights of the inputs
+    left per element, transposed to `(inputs, 3F)`, and the per-leaf biases `(leaves, 3F)`
+    with the scalar and per-leaf context folded in (added in `_fold`'s order)."""
     n_raw = 14 if opt.no_features else 15
+    w, b = net.gru.weight_ih, net.gru.bias_ih
+    cols = [w[:, :n_raw]]
+    b = jnp.broadcast_to(b[None], (n_leaves, b.shape[0]))
+    idx = n_raw
+    if tp is not None:
+        b = b + (w[:, idx] * tp)[None]
+        idx += 1
+    if opt.use_layer_proportion:
+        if lp_table is not None:
+            b = b + w[None, :, idx] * lp_table[:, None]
+        else:
+            cols.append(w[:, idx : idx + 1])
+        idx += 1
+    if bp is not None:
+        b = b + (w[:, idx] * bp)[None]
+        idx += 1
+    if opt.use_dormancy:
+        cols.append(w[:, idx : idx + 1])
+    return jnp.concatenate(cols, axis=1).T, b
+
+
+def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tuple[Array, Array]:
+    """`_xla_core` with one call of the fused CPU kernel (per-tensor statistics and their
+    normalisation, network and `u_hat`); the per-leaf context folding stays in JAX (tiny,
+    all leaves at once)."""
     g = data["g"][0]
     p = data["p"][0] if "p" in data else None
     slots = data["slots"]
     tp, bp = data["tp"], data["bp"]
     lp_table, mask_table = data["lp_table"], data["mask_table"]
-    sums = _fused.open_moments(g, p, slots, sizes, LOG_EPS)
-    sums = sums[:, :n_raw]  # without p the kernel's sums start at sign(m_0.1)
-    counts = jnp.asarray(np.maximum(np.asarray(sizes), 1), sums.dtype)[:, None]
-    inv_rms = jax.lax.rsqrt(NORM_EPS + sums / counts)
+    n_leaves = len(sizes)
     nets = [opt.network] + ([opt.critic_network] if opt.critic_network is not None else [])
-    wis, bis = [], []
-    for leaf in range(len(sizes)):
-        folds = [_fold(opt, net, leaf, inv_rms[leaf], tp, bp, lp_table) for net in nets]
-        w, b = folds[0]
-        if len(folds) == 2:
-            assert mask_table is not None
-            on_actor = mask_table[leaf] > 0.5
-            w = jnp.where(on_actor, w, folds[1][0])
-            b = jnp.where(on_actor, b, folds[1][1])
-        wis.append(w.T)
-        bis.append(b)
+    folds = [_fold_context(opt, net, n_leaves, tp, bp, lp_table) for net in nets]
+    bi = folds[0][1]
     if len(nets) == 2:
         assert mask_table is not None
+        on_actor = mask_table[:, None] > 0.5
+        bi = jnp.where(on_actor, bi, folds[1][1])
         leaf_net = jnp.where(mask_table > 0.5, 0, 1).astype(jnp.int32)
     else:
-        leaf_net = jnp.zeros((len(sizes),), jnp.int32)
+        leaf_net = jnp.zeros((n_leaves,), jnp.int32)
     rows = [data[k][0] for k in ("lp", "dorm") if k in data]
     n = g.shape[0]
     row_block = jnp.stack(rows) if rows else jnp.zeros((0, n), g.dtype)
     eps = None
     key_data = data["noise_key"]
-    leaf_noise = jnp.ones((len(sizes),), g.dtype)
+    leaf_noise = jnp.ones((n_leaves,), g.dtype)
     if opt.use_stochasticity:
         # Without a per-leaf table, `eps` is the noise times the per-element mask, or
         # (when the kernel draws the noise from `key_data`) the mask alone.
@@ -646,8 +670,8 @@ def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tupl
         eps,
         key_data,
         leaf_noise,
-        jnp.stack(wis),
-        jnp.stack(bis),
+        jnp.stack([w for w, _ in folds]),
+        bi,
         packed,
         leaf_net,
         sizes,
@@ -657,6 +681,7 @@ def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tupl
         alphas=(opt.alpha1, opt.alpha2, opt.alpha3),
         log_eps=LOG_EPS,
         ln_eps=opt.network.mlp.norms[0].eps if opt.network.mlp.norms else 1e-6,
+        norm_eps=NORM_EPS,
     )
     return new_slots, u_hat[None]
 

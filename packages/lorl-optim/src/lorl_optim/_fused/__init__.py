@@ -35,16 +35,12 @@ SOURCE = Path(__file__).with_name("kernels.cc")
 FLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c++17")
 TARGETS = {
     "lorl_open_step": "LorlOpenStep",
-    "lorl_open_moments": "LorlOpenMoments",
     "lorl_optim4rl_step": "LorlOptim4RLStep",
     "lorl_math": "LorlMath",
     "lorl_normal": "LorlNormal",
 }
 # Actor-noise modes of `lorl_open_step` (kernels.cc, `NoiseMode`).
 NOISE_NONE, NOISE_GIVEN, NOISE_KEY, NOISE_KEY_MASK = 0, 1, 2, 3
-# Columns per piece of work in the kernels (kernels.cc, TASK): the moment kernel returns
-# one row of partial sums per piece.
-TASK = 4096
 
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tried": False, "ok": False, "error": None, "path": None}
@@ -162,55 +158,9 @@ def _require_kernel() -> None:
         raise RuntimeError(f"the fused CPU kernel is unavailable: {error()!r}")
 
 
-def pieces_per_leaf(sizes: tuple[int, ...]) -> list[int]:
-    """Number of `TASK`-column pieces of each leaf (rows of the moment kernel's output)."""
-    return [-(-s // TASK) for s in sizes]
-
-
 def offsets_array(sizes: tuple[int, ...]) -> Int[np.ndarray, " leaves_plus_one"]:
     """Leaf boundaries `(0, s0, s0 + s1, ...)` as int32."""
     return np.cumsum((0, *sizes)).astype(np.int32)
-
-
-def open_moments(
-    g: Float[Array, " n"],
-    p: Float[Array, " n"] | None,
-    slots: Float[Array, "s n"],
-    sizes: tuple[int, ...],
-    log_eps: float,
-) -> Float[Array, "leaves 15"]:
-    """Per-leaf sums of squares of OPEN's raw features (14 columns used without `p`).
-
-    **Arguments:**
-
-    - `g`: flat gradient; `p`: flat parameters or None; `slots`: the old state
-      (momenta in rows 0-5).
-    - `sizes`: leaf sizes (static); `log_eps`: the epsilon inside the logs.
-
-    **Returns:**
-
-    `(n_leaves, 15)` sums, each leaf's pieces added in order (independent of threads).
-    """
-    counts = pieces_per_leaf(sizes)
-    total = sum(counts)
-    out = jax.ffi.ffi_call(
-        "lorl_open_moments",
-        jax.ShapeDtypeStruct((total, 15), jnp.float32),
-        vmap_method="sequential",
-    )(
-        g,
-        g if p is None else p,
-        slots,
-        jnp.asarray(offsets_array(sizes)),
-        has_p=p is not None,
-        log_eps=np.float32(log_eps),
-    )
-    rows = []
-    start = 0
-    for c in counts:
-        rows.append(jnp.sum(out[start : start + c], axis=0) if c else jnp.zeros((15,), out.dtype))
-        start += c
-    return jnp.stack(rows)
 
 
 def kernel_noise_key(key: Any) -> UInt32[Array, "2"] | None:
@@ -266,7 +216,7 @@ def open_step(
     eps: Float[Array, " n"] | None,
     key_data: UInt32[Array, "2"] | None,
     leaf_noise: Float[Array, " leaves"],
-    wi: Float[Array, "leaves k gates"],
+    wi: Float[Array, "nets k gates"],
     bi: Float[Array, "leaves gates"],
     nets: Float[Array, "nets w"],
     leaf_net: Int[Array, " leaves"],
@@ -278,11 +228,17 @@ def open_step(
     alphas: tuple[float, float, float],
     log_eps: float,
     ln_eps: float,
+    norm_eps: float,
 ) -> tuple[Float[Array, "s n"], Float[Array, " n"]]:
-    """OPEN's network and `u_hat` for every column (the kernel `lorl_open_step`).
+    """One whole OPEN step in one kernel call (`lorl_open_step`): the per-tensor
+    statistics of the raw features, their normalisation folded into each leaf's GRU
+    input weights, then the network and `u_hat` for every column.
 
-    **Arguments:** flat inputs as described in kernels.cc (`OpenStepImpl`); `wi` are the
-    per-leaf folded GRU input weights transposed to `(inputs, 3F)`; `nets` the packed
+    **Arguments:** flat inputs as described in kernels.cc (`OpenStepImpl`); `wi` are
+    each network's GRU input weights transposed to `(inputs, 3F)` *without* the
+    per-tensor normalisation (the kernel scales the raw-feature rows of each leaf by
+    `1 / sqrt(norm_eps + mean square)`), `bi` the per-leaf biases with every per-leaf
+    constant input folded in; `leaf_net` picks each leaf's network; `nets` the packed
     networks (`pack_open_network`). Actor noise: with `key_data` (`kernel_noise_key`)
     the kernel draws `jax.random.normal(key, (1, n))` itself, only for leaves whose
     `leaf_noise` is non-zero, times `eps` if given (a per-element actor mask); without
@@ -325,6 +281,7 @@ def open_step(
         a3=np.float32(alphas[2]),
         log_eps=np.float32(log_eps),
         ln_eps=np.float32(ln_eps),
+        norm_eps=np.float32(norm_eps),
     )
     return new_slots, u_hat
 

@@ -7,7 +7,8 @@
 // GCC/Clang vector (`V`: 16 floats in one AVX-512 register, else 8 floats); weights are
 // scalars broadcast into the fused multiply-adds. Every intermediate of the network stays
 // in registers or on the stack (L1). Each column is independent, so the result does not
-// depend on how the columns are split between threads (std::thread, one per core).
+// depend on how the columns are split between threads (XLA's own thread pool, see
+// `parallel_for`).
 //
 // Transcendental functions are polynomial approximations written with vector operations
 // (fast_exp, fast_log, fast_rsqrt below); their maximal errors are measured against
@@ -15,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -318,7 +320,8 @@ inline void gru(const float* wi, const float* bi, const V* x, int in, const floa
 // Flush denormal results to zero and read denormal inputs as zero while alive (as XLA:CPU
 // does in its own computations). Denormals otherwise take microcode assists that slowed
 // the kernels about 2x (e.g. exp(x) near its lower clamp times a polynomial below 1).
-// New threads start without these flags, so every worker sets them.
+// Every thread that works on a job sets them for the duration of its work (and restores
+// its own flags after).
 struct DenormalsAreZero {
 #if defined(__SSE__)
   unsigned int saved = _mm_getcsr();
@@ -327,51 +330,117 @@ struct DenormalsAreZero {
 #endif
 };
 
-int max_threads() {
+// Threads per call: every core, or at most LORL_OPTIM_FUSED_THREADS (>= 1) if it is set.
+int call_threads() {
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const char* s = std::getenv("LORL_OPTIM_FUSED_THREADS");
-  if (s == nullptr || *s == '\0') return 0;
-  return std::max(1, std::atoi(s));
+  if (s == nullptr || *s == '\0') return threads;
+  return std::min(threads, std::max(1, std::atoi(s)));
 }
 
-// Run `body(start, stop, leaf)` over the columns of every leaf in pieces of `task`
-// columns, on the calling thread plus (cores - 1) short-lived std::threads that take
-// pieces from a shared counter. (XLA's FFI thread pool, `ffi::ThreadPool`, gave no
-// parallel speed-up in our measurements on this machine, so it is not used.) Every
-// column is independent, so the result does not depend on the number of threads.
-// `offsets` has n_leaves + 1 entries.
+// A parallel loop over pieces of work 0..count-1 on XLA's own intra-op thread pool
+// (`ffi::ThreadPool`, persistent threads): the calling thread and up to `helpers` tasks
+// scheduled on the pool claim pieces from a shared counter until none is left. What a
+// piece computes depends only on its number, never on the thread that runs it, so the
+// results do not depend on the number of threads.
+//
+// The job's control block is shared with the tasks (std::shared_ptr). The caller waits
+// for every piece to be done, closes the job, then waits until no task is inside it; a
+// task announces itself (`inside`) before it checks that the job is still open
+// (sequentially consistent atomics: Dekker's protocol). So the caller never waits for a
+// task that has not started (no deadlock when every thread of XLA's pool is busy, e.g.
+// with two custom calls at once), and a task that starts late never touches the
+// caller's data, which is gone by then.
+//
+// Using XLA's pool rather than threads of our own: XLA's threads are awake or spinning
+// right after XLA's own parallel work, where sleeping threads of a private pool had to
+// be woken and scheduled first; in PPO on this 2-vCPU machine our own persistent pool
+// gave 1.67x PPO + Adam's time against 1.40x with XLA's pool, in the same conditions
+// (docs/agents/benchmarks.md, Speed). Threads are XLA's business at fork() and exit.
+struct Job {
+  using Fn = void (*)(void*, int64_t);
+  std::atomic<bool> open{true};
+  std::atomic<int> inside{0};
+  std::atomic<int64_t> next{0}, done{0};
+  int64_t count = 0;
+  Fn fn = nullptr;
+  void* ctx = nullptr;
+
+  void work() {
+    DenormalsAreZero daz;
+    for (;;) {
+      const int64_t i = next.fetch_add(1);
+      if (i >= count) return;
+      fn(ctx, i);
+      done.fetch_add(1);
+    }
+  }
+};
+
+inline void spin_pause() {
+#if defined(__SSE__)
+  _mm_pause();
+#endif
+}
+
+// Run `body(i)` for i in 0..count-1 on the calling thread plus XLA's pool (serially if
+// there is no pool, one piece, or one thread allowed).
 template <typename Body>
-void parallel_columns(const int32_t* offsets, int64_t n_leaves, int64_t task, Body body) {
-  struct Piece {
-    int64_t leaf, start, stop;
-  };
+void parallel_for(int64_t count, Body& body, ffi::ThreadPool* pool) {
+  auto job = std::make_shared<Job>();
+  job->count = count;
+  job->fn = [](void* ctx, int64_t i) { (*static_cast<Body*>(ctx))(i); };
+  job->ctx = &body;
+  int64_t helpers = std::min<int64_t>(call_threads() - 1, count - 1);
+  if (pool != nullptr) {
+    helpers = std::min<int64_t>(helpers, pool->num_threads());
+  } else {
+    helpers = 0;
+  }
+  for (int64_t h = 0; h < helpers; ++h) {
+    pool->Schedule([job] {
+      job->inside.fetch_add(1);
+      if (job->open.load()) job->work();
+      job->inside.fetch_sub(1);
+    });
+  }
+  job->work();
+  while (job->done.load() < count) spin_pause();
+  job->open.store(false);
+  while (job->inside.load() > 0) spin_pause();
+}
+
+// Pieces of work: every leaf's columns in consecutive runs of `task` columns (a piece
+// never crosses a leaf), numbered leaf by leaf.
+struct Piece {
+  int64_t leaf, start, stop;
+};
+
+std::vector<Piece> column_pieces(const int32_t* offsets, int64_t n_leaves, int64_t task) {
   std::vector<Piece> pieces;
   for (int64_t l = 0; l < n_leaves; ++l) {
     for (int64_t s = offsets[l]; s < offsets[l + 1]; s += task) {
       pieces.push_back({l, s, std::min<int64_t>(s + task, offsets[l + 1])});
     }
   }
-  const int64_t total = static_cast<int64_t>(pieces.size());
-  int64_t threads = static_cast<int64_t>(std::thread::hardware_concurrency());
-  int limit = max_threads();
-  if (limit > 0) threads = std::min<int64_t>(threads, limit);
-  threads = std::max<int64_t>(1, std::min<int64_t>(threads, total));
-  std::atomic<int64_t> next{0};
-  auto worker = [&]() {
-    DenormalsAreZero daz;
-    for (;;) {
-      int64_t i = next.fetch_add(1);
-      if (i >= total) return;
-      body(pieces[i].start, pieces[i].stop, pieces[i].leaf);
-    }
-  };
-  std::vector<std::thread> extra;
-  for (int64_t t = 1; t < threads; ++t) extra.emplace_back(worker);
-  worker();
-  for (auto& t : extra) t.join();
+  return pieces;
+}
+
+// Run `body(start, stop, leaf)` over the columns of every leaf, in pieces of `task`
+// columns, with `parallel_for`. Every column is independent, so the result does not depend on
+// the number of threads. `offsets` has n_leaves + 1 entries.
+template <typename Body>
+void parallel_columns(const int32_t* offsets, int64_t n_leaves, int64_t task,
+                      ffi::ThreadPool* pool, Body body) {
+  const std::vector<Piece> pieces = column_pieces(offsets, n_leaves, task);
+  auto run = [&](int64_t i) { body(pieces[i].start, pieces[i].stop, pieces[i].leaf); };
+  parallel_for(static_cast<int64_t>(pieces.size()), run, pool);
 }
 
 constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
-constexpr int64_t TASK = 4096;
+// Columns per piece of work. With dynamic claiming the threads finish at most one piece
+// apart (~40 us of OPEN at 1,024 columns), which matters at PPO's 60k parameters.
+constexpr int64_t PIECE = 1024;
 
 // ------------------------------------------------------------------------------ OPEN
 
@@ -497,75 +566,9 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
   }
 }
 
-ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
-                        ffi::Buffer<ffi::F32> slots, ffi::Buffer<ffi::F32> rows,
-                        ffi::Buffer<ffi::F32> eps, ffi::Buffer<ffi::U32> key,
-                        ffi::Buffer<ffi::F32> leaf_noise,
-                        ffi::Buffer<ffi::F32> wi, ffi::Buffer<ffi::F32> bi,
-                        ffi::Buffer<ffi::F32> nets, ffi::Buffer<ffi::S32> leaf_net,
-                        ffi::Buffer<ffi::S32> offsets, ffi::ResultBuffer<ffi::F32> slots_out,
-                        ffi::ResultBuffer<ffi::F32> u_out, int64_t hidden, int64_t width,
-                        int64_t n_out, bool has_p, int64_t noise, float a1, float a2,
-                        float a3, float log_eps, float ln_eps) {
-  OpenArgs A;
-  A.n = static_cast<int64_t>(g.element_count());
-  A.g = g.typed_data();
-  A.p = p.typed_data();
-  A.slots = slots.typed_data();
-  A.rows = rows.typed_data();
-  A.n_rows = A.n == 0 ? 0 : static_cast<int64_t>(rows.element_count()) / A.n;
-  A.eps = eps.typed_data();
-  A.key = key.typed_data();
-  A.leaf_noise = leaf_noise.typed_data();
-  A.wi = wi.typed_data();
-  A.bi = bi.typed_data();
-  A.nets = nets.typed_data();
-  A.leaf_net = leaf_net.typed_data();
-  A.slots_out = slots_out->typed_data();
-  A.u_out = u_out->typed_data();
-  A.n_in = (has_p ? 1 : 0) + 14 + A.n_rows;
-  A.n_out = n_out;
-  A.has_p = has_p;
-  A.noise = static_cast<int>(noise);
-  A.a1 = a1;
-  A.a2 = a2;
-  A.a3 = a3;
-  A.log_eps = log_eps;
-  A.ln_eps = ln_eps;
-  const int64_t n_leaves = static_cast<int64_t>(offsets.element_count()) - 1;
-  const bool stochastic = noise != NOISE_NONE;
-  if (A.n_in > 24 || n_out < 2 || n_out > 3 || (stochastic && n_out != 3)) {
-    return ffi::Error::InvalidArgument("lorl_open_step: unsupported input/output sizes");
-  }
-  if (noise < NOISE_NONE || noise > NOISE_KEY_MASK ||
-      ((noise == NOISE_KEY || noise == NOISE_KEY_MASK) && key.element_count() != 2) ||
-      ((noise == NOISE_GIVEN || noise == NOISE_KEY_MASK) &&
-       static_cast<int64_t>(eps.element_count()) != A.n)) {
-    return ffi::Error::InvalidArgument("lorl_open_step: bad noise mode or noise inputs");
-  }
-  if (static_cast<int64_t>(bi.element_count()) != n_leaves * 3 * hidden) {
-    return ffi::Error::InvalidArgument("lorl_open_step: bi has the wrong size");
-  }
-  const int32_t* off = offsets.typed_data();
-  if (hidden == 8 && width == 16) {
-    A.net_size = OpenNet<8, 16>::size(static_cast<int>(n_out));
-    parallel_columns(off, n_leaves, TASK, [&A](int64_t s, int64_t e, int64_t l) {
-      open_columns<8, 16>(A, s, e, l);
-    });
-  } else if (hidden == 16 && width == 32) {
-    A.net_size = OpenNet<16, 32>::size(static_cast<int>(n_out));
-    parallel_columns(off, n_leaves, TASK, [&A](int64_t s, int64_t e, int64_t l) {
-      open_columns<16, 32>(A, s, e, l);
-    });
-  } else {
-    return ffi::Error::InvalidArgument("lorl_open_step: unsupported (hidden, width)");
-  }
-  return ffi::Error::Success();
-}
-
-// Per-leaf sums of squares of the raw OPEN features ([p], sign(m_b) x 6, log|m_b| x 6,
-// sign(g), log|g|), in fixed pieces of TASK columns; the caller adds the pieces of a
-// leaf in order (so the sums do not depend on the thread count). Output (n_pieces, 15).
+// Sums of squares of the raw OPEN features ([p], sign(m_b) x 6, log|m_b| x 6, sign(g),
+// log|g|) over the columns start..stop-1 of one piece (`out`: 15 floats, 14 used
+// without p).
 void open_moment_columns(const float* g, const float* p, const float* slots, int64_t n,
                          bool has_p, float log_eps, int64_t start, int64_t stop, float* out) {
   V acc[15] = {};
@@ -602,29 +605,130 @@ void open_moment_columns(const float* g, const float* p, const float* slots, int
   }
 }
 
-ffi::Error OpenMomentsImpl(ffi::Buffer<ffi::F32> g,
-                           ffi::Buffer<ffi::F32> p, ffi::Buffer<ffi::F32> slots,
-                           ffi::Buffer<ffi::S32> offsets, ffi::ResultBuffer<ffi::F32> out,
-                           bool has_p, float log_eps) {
-  const int64_t n = static_cast<int64_t>(g.element_count());
-  const int32_t* off = offsets.typed_data();
+// One OPEN step in one call, in two phases over the same pieces of work (PIECE columns,
+// never across a leaf):
+// 1. the per-piece sums of squares of the raw features (`open_moment_columns`); the
+//    caller then adds each leaf's pieces in order (in double, so the sums do not depend
+//    on the thread count), takes inv_rms = 1 / sqrt(norm_eps + mean) per feature and
+//    scales the raw-feature rows of the leaf's GRU input weights by it;
+// 2. the network and u_hat (`open_columns`), writing the new state in place.
+// `wi` is (n_nets, n_in, 3F): each network's GRU input weights, transposed, with the
+// per-leaf constant inputs already folded into `bi` (n_leaves, 3F) by the caller.
+ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
+                        ffi::Buffer<ffi::F32> slots, ffi::Buffer<ffi::F32> rows,
+                        ffi::Buffer<ffi::F32> eps, ffi::Buffer<ffi::U32> key,
+                        ffi::Buffer<ffi::F32> leaf_noise,
+                        ffi::Buffer<ffi::F32> wi, ffi::Buffer<ffi::F32> bi,
+                        ffi::Buffer<ffi::F32> nets, ffi::Buffer<ffi::S32> leaf_net,
+                        ffi::Buffer<ffi::S32> offsets, ffi::ResultBuffer<ffi::F32> slots_out,
+                        ffi::ResultBuffer<ffi::F32> u_out, int64_t hidden, int64_t width,
+                        int64_t n_out, bool has_p, int64_t noise, float a1, float a2,
+                        float a3, float log_eps, float ln_eps, float norm_eps,
+                        ffi::ThreadPool xla_pool) {
+  OpenArgs A;
+  A.n = static_cast<int64_t>(g.element_count());
+  A.g = g.typed_data();
+  A.p = p.typed_data();
+  A.slots = slots.typed_data();
+  A.rows = rows.typed_data();
+  A.n_rows = A.n == 0 ? 0 : static_cast<int64_t>(rows.element_count()) / A.n;
+  A.eps = eps.typed_data();
+  A.key = key.typed_data();
+  A.leaf_noise = leaf_noise.typed_data();
+  A.bi = bi.typed_data();
+  A.nets = nets.typed_data();
+  A.leaf_net = leaf_net.typed_data();
+  A.slots_out = slots_out->typed_data();
+  A.u_out = u_out->typed_data();
+  A.n_in = (has_p ? 1 : 0) + 14 + A.n_rows;
+  A.n_out = n_out;
+  A.has_p = has_p;
+  A.noise = static_cast<int>(noise);
+  A.a1 = a1;
+  A.a2 = a2;
+  A.a3 = a3;
+  A.log_eps = log_eps;
+  A.ln_eps = ln_eps;
   const int64_t n_leaves = static_cast<int64_t>(offsets.element_count()) - 1;
-  // Piece index of (leaf, start): pieces are numbered leaf by leaf.
-  std::vector<int64_t> first(n_leaves + 1, 0);
+  const int64_t n_nets = nets.dimensions().size() == 2 ? nets.dimensions()[0] : 0;
+  const bool stochastic = noise != NOISE_NONE;
+  if (A.n_in > 24 || n_out < 2 || n_out > 3 || (stochastic && n_out != 3)) {
+    return ffi::Error::InvalidArgument("lorl_open_step: unsupported input/output sizes");
+  }
+  if (noise < NOISE_NONE || noise > NOISE_KEY_MASK ||
+      ((noise == NOISE_KEY || noise == NOISE_KEY_MASK) && key.element_count() != 2) ||
+      ((noise == NOISE_GIVEN || noise == NOISE_KEY_MASK) &&
+       static_cast<int64_t>(eps.element_count()) != A.n)) {
+    return ffi::Error::InvalidArgument("lorl_open_step: bad noise mode or noise inputs");
+  }
+  const int64_t gates = 3 * hidden;
+  if (static_cast<int64_t>(bi.element_count()) != n_leaves * gates ||
+      static_cast<int64_t>(wi.element_count()) != n_nets * A.n_in * gates ||
+      static_cast<int64_t>(leaf_net.element_count()) != n_leaves) {
+    return ffi::Error::InvalidArgument("lorl_open_step: wi, bi or leaf_net has the wrong size");
+  }
+  const int32_t* off = offsets.typed_data();
   for (int64_t l = 0; l < n_leaves; ++l) {
-    first[l + 1] = first[l] + (off[l + 1] - off[l] + TASK - 1) / TASK;
+    if (off[l] > off[l + 1] || A.leaf_net[l] < 0 || A.leaf_net[l] >= n_nets) {
+      return ffi::Error::InvalidArgument("lorl_open_step: bad offsets or leaf_net");
+    }
   }
-  if (static_cast<int64_t>(out->element_count()) != first[n_leaves] * 15) {
-    return ffi::Error::InvalidArgument("lorl_open_moments: output has the wrong size");
+  if (n_leaves < 1 || off[0] != 0 || off[n_leaves] != A.n) {
+    return ffi::Error::InvalidArgument("lorl_open_step: offsets do not cover the parameters");
   }
-  const float *gp = g.typed_data(), *pp = p.typed_data(), *sp = slots.typed_data();
-  float* o = out->typed_data();
-  std::fill(o, o + first[n_leaves] * 15, 0.0f);
-  const int64_t* fp = first.data();
-  parallel_columns(off, n_leaves, TASK, [=](int64_t s, int64_t e, int64_t l) {
-    int64_t piece = fp[l] + (s - off[l]) / TASK;
-    open_moment_columns(gp, pp, sp, n, has_p, log_eps, s, e, o + piece * 15);
-  });
+  if (hidden == 8 && width == 16) {
+    A.net_size = OpenNet<8, 16>::size(static_cast<int>(n_out));
+  } else if (hidden == 16 && width == 32) {
+    A.net_size = OpenNet<16, 32>::size(static_cast<int>(n_out));
+  } else {
+    return ffi::Error::InvalidArgument("lorl_open_step: unsupported (hidden, width)");
+  }
+  if (nets.dimensions().size() != 2 || nets.dimensions()[1] != A.net_size) {
+    return ffi::Error::InvalidArgument("lorl_open_step: nets has the wrong size");
+  }
+  const std::vector<Piece> pieces = column_pieces(off, n_leaves, PIECE);
+  const int64_t n_pieces = static_cast<int64_t>(pieces.size());
+
+  // Phase 1: per-piece sums of squares of the raw features.
+  std::vector<float> sums(n_pieces * 15, 0.0f);
+  {
+    float* out = sums.data();
+    auto body = [&](int64_t i) {
+      const Piece& q = pieces[i];
+      open_moment_columns(A.g, A.p, A.slots, A.n, has_p, log_eps, q.start, q.stop, out + i * 15);
+    };
+    parallel_for(n_pieces, body, &xla_pool);
+  }
+  // Per leaf: inv_rms of every raw feature, folded into that leaf's GRU input weights.
+  const int n_raw = has_p ? 15 : 14;
+  std::vector<float> wl(n_leaves * A.n_in * gates);
+  int64_t piece = 0;
+  for (int64_t l = 0; l < n_leaves; ++l) {
+    double total[15] = {};
+    for (; piece < n_pieces && pieces[piece].leaf == l; ++piece) {
+      for (int f = 0; f < n_raw; ++f) total[f] += sums[piece * 15 + f];
+    }
+    const float count = static_cast<float>(std::max<int64_t>(1, off[l + 1] - off[l]));
+    const float* w = wi.typed_data() + A.leaf_net[l] * A.n_in * gates;
+    float* dst = wl.data() + l * A.n_in * gates;
+    for (int64_t r = 0; r < A.n_in; ++r) {
+      float scale = 1.0f;
+      if (r < n_raw) scale = 1.0f / std::sqrt(norm_eps + static_cast<float>(total[r]) / count);
+      for (int64_t j = 0; j < gates; ++j) dst[r * gates + j] = w[r * gates + j] * scale;
+    }
+  }
+  A.wi = wl.data();
+
+  // Phase 2: network and u_hat, the state updated in place.
+  auto step = [&](int64_t i) {
+    const Piece& q = pieces[i];
+    if (hidden == 8) {
+      open_columns<8, 16>(A, q.start, q.stop, q.leaf);
+    } else {
+      open_columns<16, 32>(A, q.start, q.stop, q.leaf);
+    }
+  };
+  parallel_for(n_pieces, step, &xla_pool);
   return ffi::Error::Success();
 }
 
@@ -717,7 +821,7 @@ ffi::Error Optim4RLStepImpl(ffi::Buffer<ffi::F32> g,
                             ffi::ResultBuffer<ffi::F32> slots_out,
                             ffi::ResultBuffer<ffi::F32> out, int64_t hidden, int64_t width1,
                             int64_t width2, float lr, float clip, float sign_bias, float eps1,
-                            float eps2) {
+                            float eps2, ffi::ThreadPool xla_pool) {
   O4Args A;
   A.n = static_cast<int64_t>(g.element_count());
   A.g = g.typed_data();
@@ -735,14 +839,14 @@ ffi::Error Optim4RLStepImpl(ffi::Buffer<ffi::F32> g,
     if (static_cast<int64_t>(net.element_count()) != O4Net<8, 16, 16>::size()) {
       return ffi::Error::InvalidArgument("lorl_optim4rl_step: weights have the wrong size");
     }
-    parallel_columns(off, 1, TASK, [&A](int64_t s, int64_t e, int64_t) {
+    parallel_columns(off, 1, PIECE, &xla_pool, [&A](int64_t s, int64_t e, int64_t) {
       optim4rl_columns<8, 16, 16>(A, s, e);
     });
   } else if (hidden == 16 && width1 == 32 && width2 == 32) {
     if (static_cast<int64_t>(net.element_count()) != O4Net<16, 32, 32>::size()) {
       return ffi::Error::InvalidArgument("lorl_optim4rl_step: weights have the wrong size");
     }
-    parallel_columns(off, 1, TASK, [&A](int64_t s, int64_t e, int64_t) {
+    parallel_columns(off, 1, PIECE, &xla_pool, [&A](int64_t s, int64_t e, int64_t) {
       optim4rl_columns<16, 32, 32>(A, s, e);
     });
   } else {
@@ -829,17 +933,9 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenStep, OpenStepImpl,
                                   .Attr<float>("a2")
                                   .Attr<float>("a3")
                                   .Attr<float>("log_eps")
-                                  .Attr<float>("ln_eps"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenMoments, OpenMomentsImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // g
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // p
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // slots
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // offsets
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // (pieces, 15)
-                                  .Attr<bool>("has_p")
-                                  .Attr<float>("log_eps"));
+                                  .Attr<float>("ln_eps")
+                                  .Attr<float>("norm_eps")
+                                  .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOptim4RLStep, Optim4RLStepImpl,
                               ffi::Ffi::Bind()
@@ -855,7 +951,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOptim4RLStep, Optim4RLStepImpl,
                                   .Attr<float>("clip")
                                   .Attr<float>("sign_bias")
                                   .Attr<float>("eps1")
-                                  .Attr<float>("eps2"));
+                                  .Attr<float>("eps2")
+                                  .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlMath, MathImpl,
                               ffi::Ffi::Bind()
