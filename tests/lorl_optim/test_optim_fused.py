@@ -145,7 +145,7 @@ def test_kernel_noise_only_where_the_generator_allows():
 # ----------------------------------------------------------------- OPEN
 
 # Odd sizes: a scalar, an empty leaf, leaves that are not multiples of the 16-lane vector,
-# and one leaf spanning several 1,024-column pieces of work (kernels.cc, PIECE).
+# and one leaf spanning several 1,024-column pieces of work (kernels.cc, piece_columns).
 SHAPES = {"a": (), "b": (0,), "c": (17,), "d": (33, 7), "e": (4099,)}
 ACTOR = {"a": True, "b": True, "c": True, "d": False, "e": False}
 

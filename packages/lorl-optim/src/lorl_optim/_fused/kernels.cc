@@ -438,9 +438,12 @@ void parallel_columns(const int32_t* offsets, int64_t n_leaves, int64_t task,
 }
 
 constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
-// Columns per piece of work. With dynamic claiming the threads finish at most one piece
-// apart (~40 us of OPEN at 1,024 columns), which matters at PPO's 60k parameters.
-constexpr int64_t PIECE = 1024;
+// Columns per piece of work, a function of the number of parameters only (so results do
+// not depend on the thread count). With dynamic claiming the threads finish at most one
+// piece apart: 1,024 columns (~40 us of OPEN) balance PPO's 60k parameters; from 256k
+// parameters on, 4,096-column pieces are faster (1M parameters: OPEN 25.8 against 31.6
+// ms, Optim4RL 26.6 against 32.5 ms with 1,024; docs/optim/benchmark.md).
+int64_t piece_columns(int64_t n) { return n >= (int64_t{1} << 18) ? 4096 : 1024; }
 
 // ------------------------------------------------------------------------------ OPEN
 
@@ -605,8 +608,8 @@ void open_moment_columns(const float* g, const float* p, const float* slots, int
   }
 }
 
-// One OPEN step in one call, in two phases over the same pieces of work (PIECE columns,
-// never across a leaf):
+// One OPEN step in one call, in two phases over the same pieces of work
+// (`piece_columns`, never across a leaf):
 // 1. the per-piece sums of squares of the raw features (`open_moment_columns`); the
 //    caller then adds each leaf's pieces in order (in double, so the sums do not depend
 //    on the thread count), takes inv_rms = 1 / sqrt(norm_eps + mean) per feature and
@@ -686,7 +689,7 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   if (nets.dimensions().size() != 2 || nets.dimensions()[1] != A.net_size) {
     return ffi::Error::InvalidArgument("lorl_open_step: nets has the wrong size");
   }
-  const std::vector<Piece> pieces = column_pieces(off, n_leaves, PIECE);
+  const std::vector<Piece> pieces = column_pieces(off, n_leaves, piece_columns(A.n));
   const int64_t n_pieces = static_cast<int64_t>(pieces.size());
 
   // Phase 1: per-piece sums of squares of the raw features.
@@ -839,14 +842,14 @@ ffi::Error Optim4RLStepImpl(ffi::Buffer<ffi::F32> g,
     if (static_cast<int64_t>(net.element_count()) != O4Net<8, 16, 16>::size()) {
       return ffi::Error::InvalidArgument("lorl_optim4rl_step: weights have the wrong size");
     }
-    parallel_columns(off, 1, PIECE, &xla_pool, [&A](int64_t s, int64_t e, int64_t) {
+    parallel_columns(off, 1, piece_columns(A.n), &xla_pool, [&A](int64_t s, int64_t e, int64_t) {
       optim4rl_columns<8, 16, 16>(A, s, e);
     });
   } else if (hidden == 16 && width1 == 32 && width2 == 32) {
     if (static_cast<int64_t>(net.element_count()) != O4Net<16, 32, 32>::size()) {
       return ffi::Error::InvalidArgument("lorl_optim4rl_step: weights have the wrong size");
     }
-    parallel_columns(off, 1, PIECE, &xla_pool, [&A](int64_t s, int64_t e, int64_t) {
+    parallel_columns(off, 1, piece_columns(A.n), &xla_pool, [&A](int64_t s, int64_t e, int64_t) {
       optim4rl_columns<16, 32, 32>(A, s, e);
     });
   } else {
