@@ -46,7 +46,9 @@ STATUS: bar NOT met by either version (results and diagnosis in docs/meta/studie
 the selected pipeline checkpoint reaches 0.80 of tuned Adam for the paper version and
 0.80 for the revision, their initialisations 0.78 and 0.75; the probe shows
 meta-training only rescales a sign optimizer, and longer meta-training lowers the
-validation score.
+validation score. The paper's layout of one environment per unit (`--units 128
+--envs-per-unit 1`; 512 x 1 costs 21 CPU-s per meta-iteration here, beyond the 30-minute
+limit) does not change that (third attempt, docs/meta/studies.md).
 """
 
 import argparse
