@@ -570,26 +570,13 @@ def _fold(
 ) -> tuple[Array, Array]:
     """GRU input weights/bias for one leaf with the per-tensor normalisation and every
     per-leaf constant input folded in (columns left: raw features, then the per-element
-    rows `lp` (if not a scalar per leaf) and `dorm`)."""
+    rows `lp` (if not a scalar per leaf) and `dorm`): `_fold_context` for this leaf, with
+    the raw-feature columns scaled by `inv_rms`."""
     n_raw = 14 if opt.no_features else 15
-    w, b = net.gru.weight_ih, net.gru.bias_ih
-    cols = [w[:, :n_raw] * inv_rms[None, :]]
-    idx = n_raw
-    if tp is not None:
-        b = b + w[:, idx] * tp
-        idx += 1
-    if opt.use_layer_proportion:
-        if lp_table is not None:
-            b = b + w[:, idx] * lp_table[leaf]
-        else:
-            cols.append(w[:, idx : idx + 1])
-        idx += 1
-    if bp is not None:
-        b = b + w[:, idx] * bp
-        idx += 1
-    if opt.use_dormancy:
-        cols.append(w[:, idx : idx + 1])
-    return jnp.concatenate(cols, axis=1), b
+    n_leaves = lp_table.shape[0] if lp_table is not None else leaf + 1
+    wt, b = _fold_context(opt, net, n_leaves, tp, bp, lp_table)
+    w = wt.T
+    return jnp.concatenate([w[:, :n_raw] * inv_rms[None, :], w[:, n_raw:]], axis=1), b[leaf]
 
 
 def _fold_context(
