@@ -49,7 +49,15 @@ typedef float V __attribute__((vector_size(VBYTES)));
 typedef float Vu __attribute__((vector_size(VBYTES), aligned(4)));
 typedef int32_t VI __attribute__((vector_size(VBYTES)));
 
-inline V splat(float x) { return V{} + x; }
+// x in every lane: a broadcast (from memory a pure load), where `V{} + x` made GCC add
+// 0.0f as a scalar and then broadcast from a register, two vector-port operations.
+inline V splat(float x) {
+#ifdef __AVX512F__
+  return reinterpret_cast<V>(_mm512_set1_ps(x));
+#else
+  return reinterpret_cast<V>(_mm256_set1_ps(x));
+#endif
+}
 
 // Load `count` (<= W) floats; missing lanes are zero.
 inline V load(const float* p, int count) {
@@ -149,8 +157,21 @@ inline V fast_log(V x) {
   return x == x ? r : x;  // NaN in, NaN out
 }
 
-inline V fast_sigmoid(V x) { return 1.0f / (1.0f + fast_exp(-x)); }
-inline V fast_tanh(V x) { return 2.0f / (1.0f + fast_exp(-2.0f * x)) - 1.0f; }
+// 1/x for x >= 1 (the gates' 1 + exp(-x)): vrcp14ps (relative error < 2^-14) refined by
+// one Newton step in FMA form, as accurate here as a division (errors in docs/optim/fused.md)
+// and cheaper; 1/inf is 0 as in a division (the Newton step alone would give NaN).
+inline V fast_rcp(V x) {
+#ifdef __AVX512F__
+  V y = reinterpret_cast<V>(_mm512_rcp14_ps(reinterpret_cast<__m512>(x)));
+  V r = y + y * (1.0f - x * y);
+  return x == __builtin_inff() ? V{} : r;
+#else
+  return 1.0f / x;
+#endif
+}
+
+inline V fast_sigmoid(V x) { return fast_rcp(1.0f + fast_exp(-x)); }
+inline V fast_tanh(V x) { return 2.0f * fast_rcp(1.0f + fast_exp(-2.0f * x)) - 1.0f; }
 
 // 1/sqrt(x) for normal x > 0: bit-trick start and three Newton steps.
 inline V fast_rsqrt(V x) {
@@ -248,7 +269,15 @@ inline V normal_from_bits(VU bits) {
   return 1.41421356f * fast_erfinv(u);
 }
 
-inline V relu(V x) { return x < 0.0f ? V{} : x; }  // NaN propagates
+// max(0, x), NaN propagating: one vmaxps (it returns its second operand when either is
+// NaN), where the select below is a compare and a blend.
+inline V relu(V x) {
+#ifdef __AVX512F__
+  return reinterpret_cast<V>(_mm512_max_ps(_mm512_setzero_ps(), reinterpret_cast<__m512>(x)));
+#else
+  return x < 0.0f ? V{} : x;
+#endif
+}
 
 // y[j] = b[j] + sum_k wt[k * OUT + j] x[k] for j < OUT (`wt` is the transposed weight,
 // `(in, OUT)` row-major). Outputs in register blocks of BLK accumulators, inputs
@@ -437,6 +466,28 @@ void parallel_columns(const int32_t* offsets, int64_t n_leaves, int64_t task,
   parallel_for(static_cast<int64_t>(pieces.size()), run, pool);
 }
 
+// Pieces of the network phase (phase 2 of `lorl_open_step`), where every column is
+// computed alone, so the split cannot change any result: decreasing ("guided") sizes,
+// 1/8 of the columns not yet handed out, between 256 and 4,096 columns (multiples of
+// 32, two vectors), never across a leaf. Long pieces keep the ~17 rows each piece streams
+// through in the hardware prefetchers' stride (256-column pieces everywhere made the
+// 60k update ~15% slower); the short ones at the end keep both threads busy until the
+// last columns.
+std::vector<Piece> network_pieces(const int32_t* offsets, int64_t n_leaves, int64_t n) {
+  std::vector<Piece> pieces;
+  int64_t remaining = n;
+  for (int64_t l = 0; l < n_leaves; ++l) {
+    for (int64_t s = offsets[l]; s < offsets[l + 1];) {
+      const int64_t size = (std::clamp<int64_t>(remaining / 8, 256, 4096) + 31) / 32 * 32;
+      const int64_t e = std::min<int64_t>(s + size, offsets[l + 1]);
+      pieces.push_back({l, s, e});
+      remaining -= e - s;
+      s = e;
+    }
+  }
+  return pieces;
+}
+
 constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
 // Columns per piece of work, a function of the number of parameters only (so results do
 // not depend on the thread count). With dynamic claiming the threads finish at most one
@@ -502,6 +553,134 @@ inline void output_layer(const float* w, const float* b, const V* x, V* o) {
   for (int j = 0; j < OUT; ++j) o[j] = even[j] + odd[j];
 }
 
+// ------------------------------------------------ OPEN's network, Q vectors at a time
+//
+// OPEN's per-column work is one long chain of dependent steps (features, the GRU's
+// 24-term sums, the gates' exp polynomials, two layers, two LayerNorms, the output). OPEN
+// processes Q independent column vectors together: every weight broadcast feeds Q
+// multiply-adds, and the Q chains fill each other's latency. Arrays hold Q vectors per
+// entry (`x[i * Q + q]`); each vector's arithmetic is exactly the Q = 1 arithmetic, so
+// results are bit-identical to one vector at a time. Worth 3-5% at 60k parameters in a
+// one-thread C++ harness (the network is then close to the machine's multiply-add
+// throughput: ~1,100 multiply-adds per column).
+#ifdef __AVX512F__
+constexpr int Q = 2;
+#else
+constexpr int Q = 1;
+#endif
+
+// GRU step as `gru` for Q vectors; U units per block (4 U Q accumulators).
+template <int F, int U = (NREGS >= 32 ? 4 : 2) / Q>
+inline void gru_q(const float* wi, const float* bi, const V* x, int in, const float* wh,
+                  const float* bhn, const V* h, V* hn) {
+  static_assert(F % U == 0, "unsupported GRU size");
+  V pr[F * Q], pz[F * Q], pn[F * Q], ph[F * Q];
+  for (int u = 0; u < F; u += U) {
+    V r[U * Q], z[U * Q], xn[U * Q], hh[U * Q];
+    for (int j = 0; j < U; ++j) {
+      for (int q = 0; q < Q; ++q) {
+        r[j * Q + q] = splat(bi[u + j]);
+        z[j * Q + q] = splat(bi[F + u + j]);
+        xn[j * Q + q] = splat(bi[2 * F + u + j]);
+        hh[j * Q + q] = splat(bhn[u + j]);
+      }
+    }
+    for (int k = 0; k < in; ++k) {
+      const float* w = wi + k * 3 * F + u;
+      for (int j = 0; j < U; ++j) {
+        const V wr = splat(w[j]), wz = splat(w[F + j]), wn = splat(w[2 * F + j]);
+        for (int q = 0; q < Q; ++q) {
+          const V xk = x[k * Q + q];
+          r[j * Q + q] += wr * xk;
+          z[j * Q + q] += wz * xk;
+          xn[j * Q + q] += wn * xk;
+        }
+      }
+    }
+    for (int k = 0; k < F; ++k) {
+      const float* w = wh + k * 3 * F + u;
+      for (int j = 0; j < U; ++j) {
+        const V wr = splat(w[j]), wz = splat(w[F + j]), wn = splat(w[2 * F + j]);
+        for (int q = 0; q < Q; ++q) {
+          const V hk = h[k * Q + q];
+          r[j * Q + q] += wr * hk;
+          z[j * Q + q] += wz * hk;
+          hh[j * Q + q] += wn * hk;
+        }
+      }
+    }
+    for (int i = 0; i < U * Q; ++i) {
+      pr[u * Q + i] = r[i];
+      pz[u * Q + i] = z[i];
+      pn[u * Q + i] = xn[i];
+      ph[u * Q + i] = hh[i];
+    }
+  }
+  // The gates of every unit after all sums: F Q independent chains.
+  for (int i = 0; i < F * Q; ++i) {
+    V rg = fast_sigmoid(pr[i]);
+    V zg = fast_sigmoid(pz[i]);
+    V ng = fast_tanh(pn[i] + rg * ph[i]);
+    hn[i] = (1.0f - zg) * ng + zg * h[i];
+  }
+}
+
+// `dense` for Q vectors.
+template <int OUT>
+inline void dense_q(const float* wt, const float* b, const V* x, int in, V* y) {
+  constexpr int BLK = (NREGS >= 32 ? 16 : 8) / Q;
+  static_assert(OUT % BLK == 0, "unsupported layer width");
+  for (int jb = 0; jb < OUT; jb += BLK) {
+    V acc[BLK * Q];
+    for (int j = 0; j < BLK; ++j) {
+      for (int q = 0; q < Q; ++q) acc[j * Q + q] = splat(b[jb + j]);
+    }
+    for (int k = 0; k < in; ++k) {
+      const float* w = wt + k * OUT + jb;
+#pragma GCC unroll 48
+      for (int j = 0; j < BLK; ++j) {
+        const V wj = splat(w[j]);
+        for (int q = 0; q < Q; ++q) acc[j * Q + q] += wj * x[k * Q + q];
+      }
+    }
+    for (int j = 0; j < BLK; ++j) {
+      for (int q = 0; q < Q; ++q) y[(jb + j) * Q + q] = acc[j * Q + q];
+    }
+  }
+}
+
+// `layer_norm_relu` for Q vectors.
+template <int H>
+inline void layer_norm_relu_q(V* a, const float* s, const float* c, float eps) {
+  for (int q = 0; q < Q; ++q) {
+    V part[4] = {};
+    for (int j = 0; j < H; ++j) part[j % 4] += a[j * Q + q] * a[j * Q + q];
+    V var = (part[0] + part[1]) + (part[2] + part[3]);
+    V inv = fast_rsqrt(var * (1.0f / H) + eps);
+    for (int j = 0; j < H; ++j) a[j * Q + q] = relu(a[j * Q + q] * inv * s[j] + c[j]);
+  }
+}
+
+// `output_layer` for Q vectors.
+template <int H, int OUT>
+inline void output_layer_q(const float* w, const float* b, const V* x, V* o) {
+  V even[OUT * Q], odd[OUT * Q];
+  for (int j = 0; j < OUT * Q; ++j) {
+    even[j] = splat(b[j / Q]);
+    odd[j] = V{};
+  }
+  for (int i = 0; i < H; i += 2) {
+    for (int j = 0; j < OUT; ++j) {
+      const V we = splat(w[i * OUT + j]), wo = splat(w[(i + 1) * OUT + j]);
+      for (int q = 0; q < Q; ++q) {
+        even[j * Q + q] += we * x[i * Q + q];
+        odd[j * Q + q] += wo * x[(i + 1) * Q + q];
+      }
+    }
+  }
+  for (int j = 0; j < OUT * Q; ++j) o[j] = even[j] + odd[j];
+}
+
 struct OpenArgs {
   const float *g, *p, *slots, *rows, *eps, *leaf_noise, *wi, *bi, *nets;
   const int32_t* leaf_net;
@@ -521,51 +700,60 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
   const float* bi = A.bi + leaf * 3 * F;
   OpenNet<F, H> net(A.nets + A.leaf_net[leaf] * A.net_size, static_cast<int>(A.n_out));
   const float noise_scale = A.noise != NOISE_NONE ? A.a3 * A.leaf_noise[leaf] : 0.0f;
-  for (int64_t c = start; c < stop; c += W) {
-    const int cnt = static_cast<int>(std::min<int64_t>(W, stop - c));
-    V x[24];
-    V h[F];
-    int k = 0;
-    V g = load(A.g + c, cnt);
-    if (A.has_p) x[k++] = load(A.p + c, cnt);
-    V m[6];
-    for (int b = 0; b < 6; ++b) {
-      m[b] = BETAS[b] * load(A.slots + b * n + c, cnt) + (1.0f - BETAS[b]) * g;
-      x[k + b] = vsign(m[b]);
-      x[k + 6 + b] = fast_log(vabs(m[b]) + A.log_eps);
+  for (int64_t c0 = start; c0 < stop; c0 += W * Q) {
+    int cnts[Q];
+    for (int q = 0; q < Q; ++q) {
+      cnts[q] = static_cast<int>(std::clamp<int64_t>(stop - c0 - q * W, 0, W));
     }
-    k += 12;
-    x[k++] = vsign(g);
-    x[k++] = fast_log(vabs(g) + A.log_eps);
-    for (int r = 0; r < A.n_rows; ++r) x[k++] = load(A.rows + r * n + c, cnt);
-    V h_old[F];
-    for (int j = 0; j < F; ++j) h_old[j] = load(A.slots + (6 + j) * n + c, cnt);
-    gru<F>(wi, bi, x, nin, net.whh, net.bhn, h_old, h);
-    V a[H], b2[H];
-    dense<H>(net.w0, net.b0, h, F, a);
-    layer_norm_relu<H>(a, net.s1, net.c1, A.ln_eps);
-    dense<H>(net.w1, net.b1, a, H, b2);
-    layer_norm_relu<H>(b2, net.s2, net.c2, A.ln_eps);
-    V o[3];
-    if (A.n_out == 3) {
-      output_layer<H, 3>(net.w2, net.b2, b2, o);
-    } else {
-      output_layer<H, 2>(net.w2, net.b2, b2, o);
-    }
-    V u = A.a1 * o[0] * fast_exp(A.a2 * o[1]);
-    if (noise_scale != 0.0f) {
-      V eps;
-      if (A.noise == NOISE_GIVEN) {
-        eps = load(A.eps + c, cnt);
-      } else {
-        eps = normal_from_bits(random_bits(A.key, c));
-        if (A.noise == NOISE_KEY_MASK) eps *= load(A.eps + c, cnt);
+    V x[24 * Q], h[F * Q], h_old[F * Q], m[6 * Q];
+    for (int q = 0; q < Q; ++q) {
+      const int64_t c = c0 + q * W;
+      const int cnt = cnts[q];
+      int k = 0;
+      V g = load(A.g + c, cnt);
+      if (A.has_p) x[(k++) * Q + q] = load(A.p + c, cnt);
+      for (int b = 0; b < 6; ++b) {
+        V mb = BETAS[b] * load(A.slots + b * n + c, cnt) + (1.0f - BETAS[b]) * g;
+        m[b * Q + q] = mb;
+        x[(k + b) * Q + q] = vsign(mb);
+        x[(k + 6 + b) * Q + q] = fast_log(vabs(mb) + A.log_eps);
       }
-      u += noise_scale * o[2] * eps;
+      k += 12;
+      x[(k++) * Q + q] = vsign(g);
+      x[(k++) * Q + q] = fast_log(vabs(g) + A.log_eps);
+      for (int r = 0; r < A.n_rows; ++r) x[(k++) * Q + q] = load(A.rows + r * n + c, cnt);
+      for (int j = 0; j < F; ++j) h_old[j * Q + q] = load(A.slots + (6 + j) * n + c, cnt);
     }
-    for (int b = 0; b < 6; ++b) store(A.slots_out + b * n + c, m[b], cnt);
-    for (int j = 0; j < F; ++j) store(A.slots_out + (6 + j) * n + c, h[j], cnt);
-    store(A.u_out + c, u, cnt);
+    gru_q<F>(wi, bi, x, nin, net.whh, net.bhn, h_old, h);
+    V a[H * Q], b2[H * Q];
+    dense_q<H>(net.w0, net.b0, h, F, a);
+    layer_norm_relu_q<H>(a, net.s1, net.c1, A.ln_eps);
+    dense_q<H>(net.w1, net.b1, a, H, b2);
+    layer_norm_relu_q<H>(b2, net.s2, net.c2, A.ln_eps);
+    V o[3 * Q];
+    if (A.n_out == 3) {
+      output_layer_q<H, 3>(net.w2, net.b2, b2, o);
+    } else {
+      output_layer_q<H, 2>(net.w2, net.b2, b2, o);
+    }
+    for (int q = 0; q < Q; ++q) {
+      const int64_t c = c0 + q * W;
+      const int cnt = cnts[q];
+      V u = A.a1 * o[q] * fast_exp(A.a2 * o[Q + q]);
+      if (noise_scale != 0.0f) {
+        V eps;
+        if (A.noise == NOISE_GIVEN) {
+          eps = load(A.eps + c, cnt);
+        } else {
+          eps = normal_from_bits(random_bits(A.key, c));
+          if (A.noise == NOISE_KEY_MASK) eps *= load(A.eps + c, cnt);
+        }
+        u += noise_scale * o[2 * Q + q] * eps;
+      }
+      for (int b = 0; b < 6; ++b) store(A.slots_out + b * n + c, m[b * Q + q], cnt);
+      for (int j = 0; j < F; ++j) store(A.slots_out + (6 + j) * n + c, h[j * Q + q], cnt);
+      store(A.u_out + c, u, cnt);
+    }
   }
 }
 
@@ -608,13 +796,13 @@ void open_moment_columns(const float* g, const float* p, const float* slots, int
   }
 }
 
-// One OPEN step in one call, in two phases over the same pieces of work
-// (`piece_columns`, never across a leaf):
-// 1. the per-piece sums of squares of the raw features (`open_moment_columns`); the
+// One OPEN step in one call, in two phases:
+// 1. over pieces of `piece_columns` columns (never across a leaf), the per-piece sums of squares of the raw features (`open_moment_columns`); the
 //    caller then adds each leaf's pieces in order (in double, so the sums do not depend
 //    on the thread count), takes inv_rms = 1 / sqrt(norm_eps + mean) per feature and
 //    scales the raw-feature rows of the leaf's GRU input weights by it;
-// 2. the network and u_hat (`open_columns`), writing the new state in place.
+// 2. over `network_pieces`, the network and u_hat (`open_columns`), writing the new state
+//    in place.
 // `wi` is (n_nets, n_in, 3F): each network's GRU input weights, transposed, with the
 // per-leaf constant inputs already folded into `bi` (n_leaves, 3F) by the caller.
 ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
@@ -723,15 +911,16 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   A.wi = wl.data();
 
   // Phase 2: network and u_hat, the state updated in place.
+  const std::vector<Piece> net_pieces = network_pieces(off, n_leaves, A.n);
   auto step = [&](int64_t i) {
-    const Piece& q = pieces[i];
+    const Piece& q = net_pieces[i];
     if (hidden == 8) {
       open_columns<8, 16>(A, q.start, q.stop, q.leaf);
     } else {
       open_columns<16, 32>(A, q.start, q.stop, q.leaf);
     }
   };
-  parallel_for(n_pieces, step, &xla_pool);
+  parallel_for(static_cast<int64_t>(net_pieces.size()), step, &xla_pool);
   return ffi::Error::Success();
 }
 
