@@ -510,3 +510,65 @@ def test_concurrent_builds_are_atomic(tmp_path):
     assert paths[0] == paths[1]
     assert [p.name for p in tmp_path.iterdir()] == [paths[0].name]  # no temporary left
     ctypes.cdll.LoadLibrary(str(paths[0])).LorlOpenStep  # noqa: B018
+
+
+# ----------------------------------------------------------------- cache housekeeping
+
+
+def _touch(path, age_s):
+    path.write_bytes(b"x")
+    t = __import__("time").time() - age_s
+    os.utime(path, (t, t))
+
+
+def test_remove_stale_builds_age_rule_and_lock(tmp_path):
+    day, hour = 86400.0, 3600.0
+    files = {
+        "lorl_optim_kernels-current.so": 30 * day,  # this process's: always kept
+        "lorl_optim_kernels-old.so": 8 * day,  # unused for longer than STALE_DAYS
+        "lorl_optim_kernels-recent.so": 6 * day,  # another version, still in use
+        "lorl_optim_kernels-old.ab12.tmp.so": 7 * hour,  # a killed build's leftover
+        "lorl_optim_kernels-new.cd34.tmp.so": 60.0,  # a build in progress elsewhere
+        "notes.txt": 30 * day,  # not ours
+    }
+    for name, age in files.items():
+        _touch(tmp_path / name, age)
+    assert _fused.STALE_DAYS == 7.0 and _fused.STALE_TMP_HOURS == 6.0
+    keep = tmp_path / "lorl_optim_kernels-current.so"
+    # While another process builds or loads (shared lock), nothing is removed.
+    with _fused._cache_lock(tmp_path, exclusive=False) as held:
+        assert held
+        assert _fused.remove_stale_builds(tmp_path, keep=keep) == []
+    assert {p.name for p in tmp_path.iterdir()} == {*files, ".lock"}
+    removed = _fused.remove_stale_builds(tmp_path, keep=keep)
+    assert sorted(p.name for p in removed) == [
+        "lorl_optim_kernels-old.ab12.tmp.so",
+        "lorl_optim_kernels-old.so",
+    ]
+    assert {p.name for p in tmp_path.iterdir()} == {*files, ".lock"} - {p.name for p in removed}
+    assert _fused.remove_stale_builds(tmp_path / "missing") == []
+
+
+def test_loading_marks_the_library_and_removes_stale_builds(monkeypatch, tmp_path):
+    """`available()` in a fresh state with a cache holding this build (copied, so nothing
+    compiles) and a stale one: the library is loaded, its mtime set to now, the stale file
+    removed."""
+    import shutil
+    import time
+
+    assert _fused.available()
+    current = _fused._state["path"]
+    shutil.copy(current, tmp_path / current.name)
+    _touch(tmp_path / "lorl_optim_kernels-stale.so", 10 * 86400.0)
+    old = time.time() - 20 * 86400.0
+    os.utime(tmp_path / current.name, (old, old))
+    monkeypatch.setenv("LORL_OPTIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        _fused, "_state", {"tried": False, "ok": False, "error": None, "path": None}
+    )
+    # The targets are registered already in this process; do not register the copy.
+    monkeypatch.setattr(jax.ffi, "register_ffi_target", lambda *a, **k: None)
+    assert _fused.available(), _fused.error()
+    assert _fused._state["path"] == tmp_path / current.name
+    assert time.time() - (tmp_path / current.name).stat().st_mtime < 600
+    assert not (tmp_path / "lorl_optim_kernels-stale.so").exists()
