@@ -104,6 +104,28 @@ def a2c_returns(agent, env, params, optimizer, seeds):
     return np.asarray(result.final_return), np.asarray(result.metrics["episode_return"])
 
 
+def tune_adam(agent, env, params, tune_seeds: list[int], run_dir: pathlib.Path) -> dict:
+    """Mean final return of A2C with Adam at every learning rate of `ADAM_GRID` on
+    `tune_seeds`, cached in `run_dir / "adam_tuning.json"` keyed by the grid, the number
+    of seeds, the budget and the number of environments."""
+    cfg = agent.config
+    tuning_file = run_dir / "adam_tuning.json"
+    tuning_key = [list(ADAM_GRID), len(tune_seeds), cfg.steps_per_run, cfg.n_envs]
+    tuning = {}
+    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
+        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
+        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
+    for lr in ADAM_GRID:
+        if lr in tuning:
+            continue
+        final, _ = a2c_returns(agent, env, params, optax.adam(lr), tune_seeds)
+        tuning[lr] = float(np.mean(final))
+        print(f"adam lr {lr:g}: {tuning[lr]:.3f}", flush=True)
+    tuning_file.parent.mkdir(parents=True, exist_ok=True)
+    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
+    return tuning
+
+
 def make_optimizer(args: argparse.Namespace, *, key) -> lo.AbstractGradientOnlyOptimizer:
     """A freshly initialised optimizer of the chosen version (the paper version computed
     with the chosen backend; the revision has XLA only)."""
@@ -218,21 +240,8 @@ def main() -> None:
         print(f"[{phase}] wall {time.perf_counter() - t0:.0f}s cpu {time.process_time() - c0:.0f}s")
 
     # 1. Tune Adam (cached in the run directory, keyed by its settings).
-    tuning_file = pathlib.Path(args.run_dir) / "adam_tuning.json"
-    tuning_key = [list(ADAM_GRID), args.tune_seeds, eval_cfg.steps_per_run, args.envs]
-    tuning = {}
-    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
-        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
-        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
     tune_seeds = list(range(100, 100 + args.tune_seeds))
-    for lr in ADAM_GRID:
-        if lr in tuning:
-            continue
-        final, _ = a2c_returns(agent, env, params, optax.adam(lr), tune_seeds)
-        tuning[lr] = float(np.mean(final))
-        print(f"adam lr {lr:g}: {tuning[lr]:.3f}", flush=True)
-    tuning_file.parent.mkdir(parents=True, exist_ok=True)
-    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
+    tuning = tune_adam(agent, env, params, tune_seeds, pathlib.Path(args.run_dir))
     best_lr = max(tuning, key=lambda k: tuning[k])
     report["adam_tuning"] = {str(k): v for k, v in tuning.items()}
     report["adam_lr"] = best_lr
