@@ -8,6 +8,8 @@ not, unless LORL_OPTIM_SKIP_FUSED_TESTS=1 says the machine has no compiler on pu
 
 import math
 import os
+import shutil
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -517,7 +519,7 @@ def test_concurrent_builds_are_atomic(tmp_path):
 
 def _touch(path, age_s):
     path.write_bytes(b"x")
-    t = __import__("time").time() - age_s
+    t = time.time() - age_s
     os.utime(path, (t, t))
 
 
@@ -553,9 +555,6 @@ def test_loading_marks_the_library_and_removes_stale_builds(monkeypatch, tmp_pat
     """`available()` in a fresh state with a cache holding this build (copied, so nothing
     compiles) and a stale one: the library is loaded, its mtime set to now, the stale file
     removed."""
-    import shutil
-    import time
-
     assert _fused.available()
     current = _fused._state["path"]
     shutil.copy(current, tmp_path / current.name)
