@@ -5,7 +5,8 @@ the median new/old ratio, and can write JSON.
 
 The old package is `git show <rev>:packages/lorl-optim/src/lorl_optim/*` copied into a
 temporary directory under another name (`lorl_optim_old`), so both versions are imported
-side by side.
+side by side; its fused kernels are registered under other FFI target names
+(`lorl_old_*`), since XLA rejects a second handler for a name already registered.
 
     python tools/bench_optim_ab.py --rev HEAD --rounds 5 --sizes minatar,1m \
         --optimizers open,optim4rl --out bench_out/ab.json
@@ -16,6 +17,7 @@ import copy
 import importlib
 import json
 import pathlib
+import re
 import statistics
 import subprocess
 import sys
@@ -48,6 +50,10 @@ def import_revision(rev: str):
         blob = subprocess.run(
             ["git", "show", f"{rev}:{PKG}/{name}"], cwd=ROOT, check=True, capture_output=True
         ).stdout
+        if name.endswith(".py"):
+            # Register the old kernels under other FFI target names: XLA refuses a
+            # second, different handler for the same name.
+            blob = re.sub(rb'"lorl_(open_step|optim4rl_step|math|normal)"', rb'"lorl_old_\1"', blob)
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(blob)
     sys.path.insert(0, str(tmp))

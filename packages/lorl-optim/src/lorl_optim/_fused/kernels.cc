@@ -489,6 +489,9 @@ std::vector<Piece> network_pieces(const int32_t* offsets, int64_t n_leaves, int6
 }
 
 constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
+// Largest parameter count for which phase 1 of `lorl_open_step` keeps its log features
+// for phase 2 (7 floats per column: 28 MB at 1M parameters, kept per calling thread).
+constexpr int64_t LOGS_MAX_COLUMNS = int64_t{1} << 22;
 // Columns per piece of work, a function of the number of parameters only (so results do
 // not depend on the thread count). With dynamic claiming the threads finish at most one
 // piece apart: 1,024 columns (~40 us of OPEN) balance PPO's 60k parameters; from 256k
@@ -683,6 +686,8 @@ inline void output_layer_q(const float* w, const float* b, const V* x, V* o) {
 
 struct OpenArgs {
   const float *g, *p, *slots, *rows, *eps, *leaf_noise, *wi, *bi, *nets;
+  // Phase 1's log features (log|m_b| x 6, log|g|; rows of n), or nullptr: recomputed.
+  const float* logs;
   const int32_t* leaf_net;
   const uint32_t* key;
   float *slots_out, *u_out;
@@ -716,11 +721,12 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
         V mb = BETAS[b] * load(A.slots + b * n + c, cnt) + (1.0f - BETAS[b]) * g;
         m[b * Q + q] = mb;
         x[(k + b) * Q + q] = vsign(mb);
-        x[(k + 6 + b) * Q + q] = fast_log(vabs(mb) + A.log_eps);
+        x[(k + 6 + b) * Q + q] =
+            A.logs ? load(A.logs + b * n + c, cnt) : fast_log(vabs(mb) + A.log_eps);
       }
       k += 12;
       x[(k++) * Q + q] = vsign(g);
-      x[(k++) * Q + q] = fast_log(vabs(g) + A.log_eps);
+      x[(k++) * Q + q] = A.logs ? load(A.logs + 6 * n + c, cnt) : fast_log(vabs(g) + A.log_eps);
       for (int r = 0; r < A.n_rows; ++r) x[(k++) * Q + q] = load(A.rows + r * n + c, cnt);
       for (int j = 0; j < F; ++j) h_old[j * Q + q] = load(A.slots + (6 + j) * n + c, cnt);
     }
@@ -759,9 +765,12 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
 
 // Sums of squares of the raw OPEN features ([p], sign(m_b) x 6, log|m_b| x 6, sign(g),
 // log|g|) over the columns start..stop-1 of one piece (`out`: 15 floats, 14 used
-// without p).
+// without p). If `logs` is not null, the log features (log|m_b| x 6, log|g|) are also
+// stored there (rows of n) for phase 2, which then loads them instead of recomputing
+// exactly the same values.
 void open_moment_columns(const float* g, const float* p, const float* slots, int64_t n,
-                         bool has_p, float log_eps, int64_t start, int64_t stop, float* out) {
+                         bool has_p, float log_eps, int64_t start, int64_t stop, float* out,
+                         float* logs) {
   V acc[15] = {};
   for (int64_t c = start; c < stop; c += W) {
     const int cnt = static_cast<int>(std::min<int64_t>(W, stop - c));
@@ -778,13 +787,17 @@ void open_moment_columns(const float* g, const float* p, const float* slots, int
     for (int b = 0; b < 6; ++b) {
       V m = BETAS[b] * load(slots + b * n + c, cnt) + (1.0f - BETAS[b]) * gv;
       V s = vsign(m);
-      V l = fast_log(vabs(m) + log_eps) * mask;
+      V l = fast_log(vabs(m) + log_eps);
+      if (logs != nullptr) store(logs + b * n + c, l, cnt);
+      l *= mask;
       acc[k + b] += s * s;
       acc[k + 6 + b] += l * l;
     }
     k += 12;
     V s = vsign(gv);
-    V l = fast_log(vabs(gv) + log_eps) * mask;
+    V l = fast_log(vabs(gv) + log_eps);
+    if (logs != nullptr) store(logs + 6 * n + c, l, cnt);
+    l *= mask;
     acc[k++] += s * s;
     acc[k++] += l * l;
   }
@@ -880,13 +893,23 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   const std::vector<Piece> pieces = column_pieces(off, n_leaves, piece_columns(A.n));
   const int64_t n_pieces = static_cast<int64_t>(pieces.size());
 
-  // Phase 1: per-piece sums of squares of the raw features.
+  // Phase 1: per-piece sums of squares of the raw features; the log features are kept
+  // for phase 2 in a per-calling-thread buffer (reused by later calls) when they take at
+  // most LOGS_MAX_COLUMNS columns.
   std::vector<float> sums(n_pieces * 15, 0.0f);
+  float* logs = nullptr;
+  if (A.n <= LOGS_MAX_COLUMNS) {
+    thread_local std::vector<float> logs_buffer;
+    if (static_cast<int64_t>(logs_buffer.size()) < 7 * A.n) logs_buffer.resize(7 * A.n);
+    logs = logs_buffer.data();
+  }
+  A.logs = logs;
   {
     float* out = sums.data();
     auto body = [&](int64_t i) {
       const Piece& q = pieces[i];
-      open_moment_columns(A.g, A.p, A.slots, A.n, has_p, log_eps, q.start, q.stop, out + i * 15);
+      open_moment_columns(A.g, A.p, A.slots, A.n, has_p, log_eps, q.start, q.stop, out + i * 15,
+                          logs);
     };
     parallel_for(n_pieces, body, &xla_pool);
   }
