@@ -16,6 +16,9 @@ same round.
 
     python tools/bench_agents_speed.py --updates 20 --repeats 3 \
         --out docs/agents/bench_speed.json
+
+`--old-rev REV` adds PPO + OPEN with the fused kernel of lorl_optim at git revision REV
+(imported side by side), so two kernels are compared in the same rounds.
 """
 
 import argparse
@@ -23,8 +26,10 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -60,6 +65,12 @@ def main() -> None:
         "--open-backends",
         default="xla,auto",
         help="comma-separated backends of the PPO + OPEN runs (xla, auto, fused)",
+    )
+    parser.add_argument(
+        "--old-rev",
+        default=None,
+        help="also time PPO + OPEN (fused) with lorl_optim as of this git revision "
+        "(imported side by side, tools/bench_optim_ab.py), interleaved with the others",
     )
     args = parser.parse_args()
 
@@ -138,6 +149,17 @@ def main() -> None:
                 return agent.train(env, env_params, open_opt, key=key).final_return
 
             programs[f"PPO + OPEN (load_open('breakout'), {backend})"] = ppo_open
+        if args.old_rev is not None:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from bench_optim_ab import import_revision
+
+            old_opt = import_revision(args.old_rev).load_open("breakout").with_backend("fused")
+
+            @eqx.filter_jit
+            def ppo_open_old(key, open_opt=old_opt):
+                return agent.train(env, env_params, open_opt, key=key).final_return
+
+            programs[f"PPO + OPEN (load_open('breakout'), fused, {args.old_rev})"] = ppo_open_old
     except ImportError:
         learned_note = "lorl_optim is not installed: learned-optimizer column left out"
 

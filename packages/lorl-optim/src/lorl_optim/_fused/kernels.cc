@@ -369,7 +369,7 @@ int call_threads() {
 
 // A parallel loop over pieces of work 0..count-1 on XLA's own intra-op thread pool
 // (`ffi::ThreadPool`, persistent threads): the calling thread and up to `helpers` tasks
-// scheduled on the pool claim pieces from a shared counter until none is left. What a
+// scheduled on the pool claim pieces (see below) until none is left. What a
 // piece computes depends only on its number, never on the thread that runs it, so the
 // results do not depend on the number of threads.
 //
@@ -386,20 +386,40 @@ int call_threads() {
 // be woken and scheduled first; in PPO on this 2-vCPU machine our own persistent pool
 // gave 1.67x PPO + Adam's time against 1.40x with XLA's pool, in the same conditions
 // (docs/agents/benchmarks.md, Speed). Threads are XLA's business at fork() and exit.
+//
+// Pieces are claimed from both ends: the calling thread takes 0, 1, 2, ... and the pool's
+// tasks take count - 1, count - 2, ... (one packed counter pair, compare-and-swap), so with
+// two threads each one works on the same side of the columns in consecutive calls of
+// `parallel_for` (OPEN's two phases) and finds there the data it has just read in its
+// own cache. Which thread computes a piece never changes what the piece computes.
 struct Job {
   using Fn = void (*)(void*, int64_t);
   std::atomic<bool> open{true};
   std::atomic<int> inside{0};
-  std::atomic<int64_t> next{0}, done{0};
+  // Next piece from the front (low 32 bits) and one past the last unclaimed piece (high
+  // 32 bits).
+  std::atomic<uint64_t> range{0};
+  std::atomic<int64_t> done{0};
   int64_t count = 0;
   Fn fn = nullptr;
   void* ctx = nullptr;
 
-  void work() {
+  // Claims a piece from the front or the back; -1 when none is left.
+  int64_t claim(bool front) {
+    uint64_t r = range.load();
+    for (;;) {
+      const uint32_t lo = static_cast<uint32_t>(r), hi = static_cast<uint32_t>(r >> 32);
+      if (lo >= hi) return -1;
+      const uint64_t next = front ? (r + 1) : (r - (uint64_t{1} << 32));
+      if (range.compare_exchange_weak(r, next)) return front ? lo : hi - 1;
+    }
+  }
+
+  void work(bool front) {
     DenormalsAreZero daz;
     for (;;) {
-      const int64_t i = next.fetch_add(1);
-      if (i >= count) return;
+      const int64_t i = claim(front);
+      if (i < 0) return;
       fn(ctx, i);
       done.fetch_add(1);
     }
@@ -418,6 +438,7 @@ template <typename Body>
 void parallel_for(int64_t count, Body& body, ffi::ThreadPool* pool) {
   auto job = std::make_shared<Job>();
   job->count = count;
+  job->range.store(static_cast<uint64_t>(count) << 32);
   job->fn = [](void* ctx, int64_t i) { (*static_cast<Body*>(ctx))(i); };
   job->ctx = &body;
   int64_t helpers = std::min<int64_t>(call_threads() - 1, count - 1);
@@ -429,11 +450,11 @@ void parallel_for(int64_t count, Body& body, ffi::ThreadPool* pool) {
   for (int64_t h = 0; h < helpers; ++h) {
     pool->Schedule([job] {
       job->inside.fetch_add(1);
-      if (job->open.load()) job->work();
+      if (job->open.load()) job->work(false);
       job->inside.fetch_sub(1);
     });
   }
-  job->work();
+  job->work(true);
   while (job->done.load() < count) spin_pause();
   job->open.store(false);
   while (job->inside.load() > 0) spin_pause();
@@ -468,15 +489,15 @@ void parallel_columns(const int32_t* offsets, int64_t n_leaves, int64_t task,
 
 // Pieces of the network phase (phase 2 of `lorl_open_step`), where every column is
 // computed alone, so the split cannot change any result: decreasing ("guided") sizes,
-// 1/8 of the columns not yet handed out, between 256 and 4,096 columns (multiples of
+// 1/8 of the segment's columns not yet handed out, between 256 and 4,096 columns (multiples of
 // 32, two vectors), never across a leaf. Long pieces keep the ~17 rows each piece streams
 // through in the hardware prefetchers' stride (256-column pieces everywhere made the
 // 60k update ~15% slower); the short ones at the end keep both threads busy until the
 // last columns.
-std::vector<Piece> network_pieces(const int32_t* offsets, int64_t n_leaves, int64_t n) {
+std::vector<Piece> network_pieces(const int32_t* offsets, int64_t l0, int64_t l1) {
   std::vector<Piece> pieces;
-  int64_t remaining = n;
-  for (int64_t l = 0; l < n_leaves; ++l) {
+  int64_t remaining = offsets[l1] - offsets[l0];
+  for (int64_t l = l0; l < l1; ++l) {
     for (int64_t s = offsets[l]; s < offsets[l + 1];) {
       const int64_t size = (std::clamp<int64_t>(remaining / 8, 256, 4096) + 31) / 32 * 32;
       const int64_t e = std::min<int64_t>(s + size, offsets[l + 1]);
@@ -492,6 +513,11 @@ constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
 // Largest parameter count for which phase 1 of `lorl_open_step` keeps its log features
 // for phase 2 (7 floats per column: 28 MB at 1M parameters, kept per calling thread).
 constexpr int64_t LOGS_MAX_COLUMNS = int64_t{1} << 22;
+// Columns per segment of `lorl_open_step` (both phases run segment by segment): a 64 x
+// 400 kernel (25,600 columns) is one segment; per core its phase-1 rows and log
+// features (15 floats per column) then take ~0.8 MB, within the 2 MB L2 of the machine
+// of docs/optim/benchmark.md.
+constexpr int64_t SEGMENT_COLUMNS = 8192;
 // Columns per piece of work, a function of the number of parameters only (so results do
 // not depend on the thread count). With dynamic claiming the threads finish at most one
 // piece apart: 1,024 columns (~40 us of OPEN) balance PPO's 60k parameters; from 256k
@@ -697,7 +723,10 @@ struct OpenArgs {
   float a1, a2, a3, log_eps, ln_eps;
 };
 
-template <int F, int H>
+// `LOGS`: load phase 1's log features from `A.logs` (else recompute them). Two
+// instantiations rather than a runtime test: the unused `fast_log` inlined into the
+// network loop cost ~4% there (more live constants in this register-bound code).
+template <int F, int H, bool LOGS>
 void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) {
   const int64_t n = A.n;
   const int nin = static_cast<int>(A.n_in);
@@ -722,11 +751,11 @@ void open_columns(const OpenArgs& A, int64_t start, int64_t stop, int64_t leaf) 
         m[b * Q + q] = mb;
         x[(k + b) * Q + q] = vsign(mb);
         x[(k + 6 + b) * Q + q] =
-            A.logs ? load(A.logs + b * n + c, cnt) : fast_log(vabs(mb) + A.log_eps);
+            LOGS ? load(A.logs + b * n + c, cnt) : fast_log(vabs(mb) + A.log_eps);
       }
       k += 12;
       x[(k++) * Q + q] = vsign(g);
-      x[(k++) * Q + q] = A.logs ? load(A.logs + 6 * n + c, cnt) : fast_log(vabs(g) + A.log_eps);
+      x[(k++) * Q + q] = LOGS ? load(A.logs + 6 * n + c, cnt) : fast_log(vabs(g) + A.log_eps);
       for (int r = 0; r < A.n_rows; ++r) x[(k++) * Q + q] = load(A.rows + r * n + c, cnt);
       for (int j = 0; j < F; ++j) h_old[j * Q + q] = load(A.slots + (6 + j) * n + c, cnt);
     }
@@ -809,11 +838,13 @@ void open_moment_columns(const float* g, const float* p, const float* slots, int
   }
 }
 
-// One OPEN step in one call, in two phases:
-// 1. over pieces of `piece_columns` columns (never across a leaf), the per-piece sums of squares of the raw features (`open_moment_columns`); the
-//    caller then adds each leaf's pieces in order (in double, so the sums do not depend
-//    on the thread count), takes inv_rms = 1 / sqrt(norm_eps + mean) per feature and
-//    scales the raw-feature rows of the leaf's GRU input weights by it;
+// One OPEN step in one call, in two phases run segment by segment (`SEGMENT_COLUMNS`):
+// 1. over pieces of `piece_columns` columns (never across a leaf), the per-piece sums of
+//    squares of the raw features (`open_moment_columns`, which also keeps the log
+//    features for phase 2); the caller then adds each leaf's pieces in order (in double,
+//    so the sums do not depend on the thread count), takes
+//    inv_rms = 1 / sqrt(norm_eps + mean) per feature and scales the raw-feature rows of
+//    the leaf's GRU input weights by it;
 // 2. over `network_pieces`, the network and u_hat (`open_columns`), writing the new state
 //    in place.
 // `wi` is (n_nets, n_in, 3F): each network's GRU input weights, transposed, with the
@@ -892,11 +923,9 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   }
   const std::vector<Piece> pieces = column_pieces(off, n_leaves, piece_columns(A.n));
   const int64_t n_pieces = static_cast<int64_t>(pieces.size());
-
-  // Phase 1: per-piece sums of squares of the raw features; the log features are kept
-  // for phase 2 in a per-calling-thread buffer (reused by later calls) when they take at
-  // most LOGS_MAX_COLUMNS columns.
   std::vector<float> sums(n_pieces * 15, 0.0f);
+  // The log features of phase 1, kept for phase 2 in a per-calling-thread buffer (reused
+  // by later calls) when they take at most LOGS_MAX_COLUMNS columns.
   float* logs = nullptr;
   if (A.n <= LOGS_MAX_COLUMNS) {
     thread_local std::vector<float> logs_buffer;
@@ -904,46 +933,68 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
     logs = logs_buffer.data();
   }
   A.logs = logs;
-  {
-    float* out = sums.data();
-    auto body = [&](int64_t i) {
-      const Piece& q = pieces[i];
-      open_moment_columns(A.g, A.p, A.slots, A.n, has_p, log_eps, q.start, q.stop, out + i * 15,
-                          logs);
-    };
-    parallel_for(n_pieces, body, &xla_pool);
-  }
-  // Per leaf: inv_rms of every raw feature, folded into that leaf's GRU input weights.
   const int n_raw = has_p ? 15 : 14;
   std::vector<float> wl(n_leaves * A.n_in * gates);
-  int64_t piece = 0;
-  for (int64_t l = 0; l < n_leaves; ++l) {
-    double total[15] = {};
-    for (; piece < n_pieces && pieces[piece].leaf == l; ++piece) {
-      for (int f = 0; f < n_raw; ++f) total[f] += sums[piece * 15 + f];
-    }
-    const float count = static_cast<float>(std::max<int64_t>(1, off[l + 1] - off[l]));
-    const float* w = wi.typed_data() + A.leaf_net[l] * A.n_in * gates;
-    float* dst = wl.data() + l * A.n_in * gates;
-    for (int64_t r = 0; r < A.n_in; ++r) {
-      float scale = 1.0f;
-      if (r < n_raw) scale = 1.0f / std::sqrt(norm_eps + static_cast<float>(total[r]) / count);
-      for (int64_t j = 0; j < gates; ++j) dst[r * gates + j] = w[r * gates + j] * scale;
-    }
-  }
   A.wi = wl.data();
 
-  // Phase 2: network and u_hat, the state updated in place.
-  const std::vector<Piece> net_pieces = network_pieces(off, n_leaves, A.n);
-  auto step = [&](int64_t i) {
-    const Piece& q = net_pieces[i];
-    if (hidden == 8) {
-      open_columns<8, 16>(A, q.start, q.stop, q.leaf);
-    } else {
-      open_columns<16, 32>(A, q.start, q.stop, q.leaf);
+  // Both phases segment by segment (consecutive leaves, at least SEGMENT_COLUMNS columns
+  // or the last ones), so that phase 2 finds the rows phase 1 has just read, and the
+  // log features it wrote, in the same core's cache (`parallel_for` claims pieces from
+  // both ends). Every piece computes the same numbers whatever the segments.
+  int64_t piece = 0;  // first phase-1 piece of the segment
+  for (int64_t l0 = 0; l0 < n_leaves;) {
+    int64_t l1 = l0;
+    while (l1 < n_leaves && (off[l1] - off[l0] < SEGMENT_COLUMNS)) ++l1;
+    int64_t piece_end = piece;
+    while (piece_end < n_pieces && pieces[piece_end].leaf < l1) ++piece_end;
+
+    // Phase 1: per-piece sums of squares of the raw features.
+    {
+      float* out = sums.data();
+      const Piece* seg = pieces.data() + piece;
+      auto body = [&](int64_t i) {
+        const Piece& q = seg[i];
+        open_moment_columns(A.g, A.p, A.slots, A.n, has_p, log_eps, q.start, q.stop,
+                            out + (piece + i) * 15, logs);
+      };
+      parallel_for(piece_end - piece, body, &xla_pool);
     }
-  };
-  parallel_for(static_cast<int64_t>(net_pieces.size()), step, &xla_pool);
+    // Per leaf: inv_rms of every raw feature (the leaf's pieces added in order, in
+    // double), folded into that leaf's GRU input weights.
+    for (int64_t l = l0; l < l1; ++l) {
+      double total[15] = {};
+      for (; piece < piece_end && pieces[piece].leaf == l; ++piece) {
+        for (int f = 0; f < n_raw; ++f) total[f] += sums[piece * 15 + f];
+      }
+      const float count = static_cast<float>(std::max<int64_t>(1, off[l + 1] - off[l]));
+      const float* w = wi.typed_data() + A.leaf_net[l] * A.n_in * gates;
+      float* dst = wl.data() + l * A.n_in * gates;
+      for (int64_t r = 0; r < A.n_in; ++r) {
+        float scale = 1.0f;
+        if (r < n_raw) scale = 1.0f / std::sqrt(norm_eps + static_cast<float>(total[r]) / count);
+        for (int64_t j = 0; j < gates; ++j) dst[r * gates + j] = w[r * gates + j] * scale;
+      }
+    }
+
+    // Phase 2: network and u_hat, the state updated in place.
+    const std::vector<Piece> net_pieces = network_pieces(off, l0, l1);
+    auto step = [&](int64_t i) {
+      const Piece& q = net_pieces[i];
+      if (hidden == 8) {
+        if (logs) {
+          open_columns<8, 16, true>(A, q.start, q.stop, q.leaf);
+        } else {
+          open_columns<8, 16, false>(A, q.start, q.stop, q.leaf);
+        }
+      } else if (logs) {
+        open_columns<16, 32, true>(A, q.start, q.stop, q.leaf);
+      } else {
+        open_columns<16, 32, false>(A, q.start, q.stop, q.leaf);
+      }
+    };
+    parallel_for(static_cast<int64_t>(net_pieces.size()), step, &xla_pool);
+    l0 = l1;
+  }
   return ffi::Error::Success();
 }
 
