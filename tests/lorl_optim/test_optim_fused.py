@@ -305,6 +305,62 @@ def test_thread_count_does_not_change_results(monkeypatch):
             np.testing.assert_array_equal(a, b)
 
 
+# Leaves of 9,000, 5, 0, 9,000 and 9,001 columns: three segments of `lorl_open_step`
+# (kernels.cc, SEGMENT_COLUMNS = 8,192: [a], [b, c, d], [e]), each with pieces claimed
+# from both ends by two threads.
+SEGMENT_SHAPES = {"a": (9000,), "b": (5,), "c": (0,), "d": (30, 300), "e": (9001,)}
+
+
+def _segment_run(opt, jit=True, steps=2):
+    keys = jax.random.split(jax.random.key(11), len(SEGMENT_SHAPES))
+    params = {
+        k: jax.random.normal(key, shape)
+        for key, (k, shape) in zip(keys, SEGMENT_SHAPES.items(), strict=True)
+    }
+    ctx = {
+        "dormancy": {k: jnp.linspace(0.0, 2.0, x.shape[-1]) for k, x in params.items()},
+        "training_proportion": jnp.asarray(0.3),
+        "batch_proportion": jnp.asarray(0.6),
+        "layer_proportions": {k: jnp.asarray(i / 4) for i, k in enumerate(params)},
+        "actor_mask": {k: jnp.asarray(k in ("a", "b")) for k in params},
+    }
+    state = opt.init(params)
+    outs = []
+    for step in range(steps):
+        grads = jax.tree.map(lambda x, s=step: 1e-2 * jnp.roll(x, s + 1), params)
+        if jit:
+            upd, state = _open_step(opt, grads, state, params, ctx, jax.random.key(step))
+        else:
+            upd, state = opt.update(grads, state, params, **ctx, key=jax.random.key(step))
+        outs.append(upd)
+        params = jax.tree.map(jnp.add, params, upd)
+    return outs, state
+
+
+def _as_arrays(run):
+    outs, state = run
+    return [np.asarray(x) for x in (*jax.tree.leaves(outs), state.slots)]
+
+
+def test_several_segments(monkeypatch):
+    """A tree whose columns form several segments of the kernel (both phases run segment
+    by segment): fused matches XLA, and the results are the same bits with one thread
+    and with two, and with phase 1's log features kept for phase 2 or recomputed."""
+    opt = _randomise(lo.OPEN(key=jax.random.key(0)), jax.random.key(3))
+    fused = opt.with_backend("fused")
+    _assert_close(_segment_run(fused), _segment_run(opt.with_backend("xla")))
+    runs = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("LORL_OPTIM_FUSED_THREADS", threads)
+        runs.append(_as_arrays(_segment_run(fused)))
+    eager = _as_arrays(_segment_run(fused, jit=False))
+    monkeypatch.setattr(_fused, "LOG_CACHE_MAX_COLUMNS", 0)  # read when the call is traced
+    recomputed = _as_arrays(_segment_run(fused, jit=False))
+    for first, second in ((runs[0], runs[1]), (eager, recomputed)):
+        for a, b in zip(first, second, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_concurrent_calls_give_the_sequential_results():
     """Several kernel calls at once (Python threads; XLA may also run two custom calls at
     once, and every call schedules helpers on XLA's thread pool): each result is

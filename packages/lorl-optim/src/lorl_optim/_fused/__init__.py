@@ -65,6 +65,10 @@ TARGETS = {
 }
 # Actor-noise modes of `lorl_open_step` (kernels.cc, `NoiseMode`).
 NOISE_NONE, NOISE_GIVEN, NOISE_KEY, NOISE_KEY_MASK = 0, 1, 2, 3
+# Up to this many parameters `lorl_open_step` keeps phase 1's seven log features for phase
+# 2 instead of recomputing them (7 floats per parameter, 28 MB at 1M, held per calling
+# thread between calls); above, it recomputes them. Speed only: results are the same.
+LOG_CACHE_MAX_COLUMNS = 1 << 22
 
 # A build unused (mtime, set at every load) for this long is removed; so are temporary
 # files of builds started this long ago (a compile takes well under a minute).
@@ -340,13 +344,15 @@ def open_step(
     networks (`pack_open_network`). Actor noise: with `key_data` (`kernel_noise_key`)
     the kernel draws `jax.random.normal(key, (1, n))` itself, only for leaves whose
     `leaf_noise` is non-zero, times `eps` if given (a per-element actor mask); without
-    it `eps` is the noise itself (None: no stochasticity).
+    it `eps` is the noise itself (None: no stochasticity). Up to `LOG_CACHE_MAX_COLUMNS`
+    parameters the kernel keeps its first phase's log features for the second.
 
     **Returns:**
 
     `(new slots, u_hat)`.
     """
     n = g.shape[0]
+    cache_logs = n <= LOG_CACHE_MAX_COLUMNS
     if key_data is not None:
         noise = NOISE_KEY if eps is None else NOISE_KEY_MASK
     else:
@@ -380,6 +386,7 @@ def open_step(
         log_eps=np.float32(log_eps),
         ln_eps=np.float32(ln_eps),
         norm_eps=np.float32(norm_eps),
+        cache_logs=cache_logs,
     )
     return new_slots, u_hat
 

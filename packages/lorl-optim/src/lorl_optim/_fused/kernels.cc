@@ -510,9 +510,6 @@ std::vector<Piece> network_pieces(const int32_t* offsets, int64_t l0, int64_t l1
 }
 
 constexpr float BETAS[6] = {0.1f, 0.5f, 0.9f, 0.99f, 0.999f, 0.9999f};
-// Largest parameter count for which phase 1 of `lorl_open_step` keeps its log features
-// for phase 2 (7 floats per column: 28 MB at 1M parameters, kept per calling thread).
-constexpr int64_t LOGS_MAX_COLUMNS = int64_t{1} << 22;
 // Columns per segment of `lorl_open_step` (both phases run segment by segment): a 64 x
 // 400 kernel (25,600 columns) is one segment; per core its phase-1 rows and log
 // features (15 floats per column) then take ~0.8 MB, within the 2 MB L2 of the machine
@@ -859,7 +856,7 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
                         ffi::ResultBuffer<ffi::F32> u_out, int64_t hidden, int64_t width,
                         int64_t n_out, bool has_p, int64_t noise, float a1, float a2,
                         float a3, float log_eps, float ln_eps, float norm_eps,
-                        ffi::ThreadPool xla_pool) {
+                        bool cache_logs, ffi::ThreadPool xla_pool) {
   OpenArgs A;
   A.n = static_cast<int64_t>(g.element_count());
   A.g = g.typed_data();
@@ -924,10 +921,10 @@ ffi::Error OpenStepImpl(ffi::Buffer<ffi::F32> g, ffi::Buffer<ffi::F32> p,
   const std::vector<Piece> pieces = column_pieces(off, n_leaves, piece_columns(A.n));
   const int64_t n_pieces = static_cast<int64_t>(pieces.size());
   std::vector<float> sums(n_pieces * 15, 0.0f);
-  // The log features of phase 1, kept for phase 2 in a per-calling-thread buffer (reused
-  // by later calls) when they take at most LOGS_MAX_COLUMNS columns.
+  // With `cache_logs`, the log features of phase 1 are kept for phase 2 in a
+  // per-calling-thread buffer (7 floats per column, reused by later calls).
   float* logs = nullptr;
-  if (A.n <= LOGS_MAX_COLUMNS) {
+  if (cache_logs) {
     thread_local std::vector<float> logs_buffer;
     if (static_cast<int64_t>(logs_buffer.size()) < 7 * A.n) logs_buffer.resize(7 * A.n);
     logs = logs_buffer.data();
@@ -1201,6 +1198,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOpenStep, OpenStepImpl,
                                   .Attr<float>("log_eps")
                                   .Attr<float>("ln_eps")
                                   .Attr<float>("norm_eps")
+                                  .Attr<bool>("cache_logs")
                                   .Ctx<ffi::ThreadPool>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LorlOptim4RLStep, Optim4RLStepImpl,
