@@ -177,6 +177,24 @@ def step_probe(optimizer, lr: float, steps: int = 200, n: int = 2000) -> dict[st
     return out
 
 
+def print_results(report: dict, names: list[str], n_seeds: int, adam_mean: float) -> None:
+    """Print the evaluation table (mean final return +- s.e. and the ratio to Adam) of
+    `names` in `report`, as Markdown."""
+    print(f"\n| optimizer | mean final return (+- s.e.), {n_seeds} seeds | / Adam |")
+    print("|---|---|---|")
+    for name in names:
+        r = report[name]
+        print(f"| {name} | {r['mean']:.3f} +- {r['stderr']:.3f} | {r['mean'] / adam_mean:.2f} |")
+
+
+def print_probes(report: dict) -> None:
+    """Print the step-size probe (progress/size per signal-to-noise ratio) of every
+    optimizer in `report["step_probe"]`."""
+    for name, probe in report["step_probe"].items():
+        cells = ", ".join(f"{k}: {v['progress']:.2f}/{v['size']:.2f}" for k, v in probe.items())
+        print(f"probe {name} (progress/size): {cells}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "study").splitlines()[0])
     p.add_argument("--envs", type=int, default=64)
@@ -376,15 +394,9 @@ def main() -> None:
     report["cpu_time_s"] = time.process_time() - c0
     report["load_average_end"] = os.getloadavg()
 
-    print(f"\n| optimizer | mean final return (+- s.e.), {args.eval_seeds} seeds | / Adam |")
-    print("|---|---|---|")
-    for name in ("adam", *learned):
-        r = report[name]
-        print(f"| {name} | {r['mean']:.3f} +- {r['stderr']:.3f} | {r['mean'] / adam_mean:.2f} |")
+    print_results(report, ["adam", *learned], args.eval_seeds, adam_mean)
     print(f"pipeline / adam = {ratio:.3f} (bar 0.9: {'met' if ratio >= 0.9 else 'NOT met'})")
-    for name, probe in report["step_probe"].items():
-        cells = ", ".join(f"{k}: {v['progress']:.2f}/{v['size']:.2f}" for k, v in probe.items())
-        print(f"probe {name} (progress/size): {cells}")
+    print_probes(report)
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,8 @@ from study_meta_optim4rl import (  # the pipeline study's protocol
     a2c_returns,
     make_evaluator,
     make_optimizer,
+    print_probes,
+    print_results,
     relative_change,
     step_probe,
     tune_adam,
@@ -316,8 +318,11 @@ def main() -> None:
     task = lm.ESTask(ENV, lm.a2c_fitness(la.A2C(member_cfg), env), params)
     validation, best = [], (-np.inf, 0, start)
     result, trainer, chunk_cpu, stopped_early = None, None, 0.0, False
-    for n_gens in range(args.validate_every, args.generations + 1, args.validate_every):
-        config = lm.ESConfig(
+
+    def es_config(n_gens: int) -> lm.ESConfig:
+        """The ES settings for a run of `n_gens` generations (chunks of one run resume
+        from its checkpoints)."""
+        return lm.ESConfig(
             n_generations=n_gens,
             population_size=args.population,
             sigma_init=args.sigma,
@@ -330,6 +335,9 @@ def main() -> None:
             n_validation=1,
             checkpoint_every=args.validate_every,
         )
+
+    for n_gens in range(args.validate_every, args.generations + 1, args.validate_every):
+        config = es_config(n_gens)
         trainer = lm.ESTrainer(config, task)
         cached = run_dir / f"validated_{n_gens}.eqx"
         if cached.exists():
@@ -361,17 +369,7 @@ def main() -> None:
     if result is None or len(result.history) != last_gens:
         # Every chunk cached: the history and last mean from the last checkpoint.
         assert trainer is not None
-        config = lm.ESConfig(
-            n_generations=last_gens,
-            population_size=args.population,
-            sigma_init=args.sigma,
-            sigma_decay=args.decay,
-            lr=args.es_lr,
-            lr_decay=args.decay,
-            eval_every=args.validate_every,
-            n_validation=1,
-            checkpoint_every=args.validate_every,
-        )
+        config = es_config(last_gens)
         result = lm.ESTrainer(config, task).train(
             start, seed=args.es_seed, checkpoint_dir=run_dir / "ckpt", progress=False
         )
@@ -425,15 +423,9 @@ def main() -> None:
     report["cpu_time_s"] = cpu_s()
     report["load_average_end"] = os.getloadavg()
 
-    print(f"\n| optimizer | mean final return (+- s.e.), {args.eval_seeds} seeds | / Adam |")
-    print("|---|---|---|")
-    for name in ("adam", *learned):
-        r = report[name]
-        print(f"| {name} | {r['mean']:.3f} +- {r['stderr']:.3f} | {r['mean'] / adam_mean:.2f} |")
+    print_results(report, ["adam", *learned], args.eval_seeds, adam_mean)
     print(f"ES / adam = {ratio:.3f} (0.9: {'reached' if ratio >= 0.9 else 'NOT reached'})")
-    for name, probe in report["step_probe"].items():
-        cells = ", ".join(f"{k}: {v['progress']:.2f}/{v['size']:.2f}" for k, v in probe.items())
-        print(f"probe {name} (progress/size): {cells}")
+    print_probes(report)
 
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
