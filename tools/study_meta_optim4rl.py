@@ -195,6 +195,17 @@ def print_probes(report: dict) -> None:
         print(f"probe {name} (progress/size): {cells}")
 
 
+def plot_curves(ax, curves: dict, n_seeds: int) -> None:
+    """Draw the evaluation's learning curves (`curves`: name -> mean average episode
+    return per A2C update over `n_seeds` fresh seeds) on the matplotlib axes `ax`."""
+    for name, curve in curves.items():
+        ax.plot(curve, label=name)
+    ax.set_xlabel("A2C update")
+    ax.set_ylabel("average episode return")
+    ax.set_title(f"{ENV}: A2C, mean over {n_seeds} fresh seeds")
+    ax.legend(fontsize=7)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "study").splitlines()[0])
     p.add_argument("--envs", type=int, default=64)
@@ -433,12 +444,7 @@ def main() -> None:
         ax1.set_ylabel("final return, tuning seeds")
         ax1.set_title("validation (full A2C runs)")
         ax1.legend(fontsize=6)
-        for name, curve in curves.items():
-            ax.plot(curve, label=name)
-        ax.set_xlabel("A2C update")
-        ax.set_ylabel("average episode return")
-        ax.set_title(f"{ENV}: A2C, mean over {args.eval_seeds} fresh seeds")
-        ax.legend(fontsize=7)
+        plot_curves(ax, curves, args.eval_seeds)
         fig.tight_layout()
         fig.savefig(out.with_suffix(".png"), dpi=110)
     except ImportError:

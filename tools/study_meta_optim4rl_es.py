@@ -66,6 +66,7 @@ from study_meta_optim4rl import (  # the pipeline study's protocol
     a2c_returns,
     make_evaluator,
     make_optimizer,
+    plot_curves,
     print_probes,
     print_results,
     relative_change,
@@ -451,12 +452,7 @@ def main() -> None:
         ax0.set_ylabel("final return")
         ax0.set_title("ES on the whole-run final return")
         ax0.legend(fontsize=7)
-        for name, curve in curves.items():
-            ax.plot(curve, label=name)
-        ax.set_xlabel("A2C update")
-        ax.set_ylabel("average episode return")
-        ax.set_title(f"{ENV}: A2C, mean over {args.eval_seeds} fresh seeds")
-        ax.legend(fontsize=7)
+        plot_curves(ax, curves, args.eval_seeds)
         fig.tight_layout()
         fig.savefig(out.with_suffix(".png"), dpi=110)
     except ImportError:
