@@ -65,6 +65,12 @@ def reference_emulation(env):
     """
     import jax.numpy as jnp
 
+    import lorl_gridworlds
+
+    if not isinstance(env, lorl_gridworlds.LPGGridworld):
+        raise ValueError(
+            f"--emulate-reference applies to the six LPG gridworlds only, got {type(env).__name__}"
+        )
     base = type(env)
     h, w = env.spec.height, env.spec.width
     c = len(env.spec.objects) + 1

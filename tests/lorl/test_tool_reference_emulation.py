@@ -16,15 +16,20 @@ _TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "bench_agents_qu
 
 
 @pytest.fixture(scope="module")
-def emulated():
+def tool():
     if not _TOOL.exists():
         pytest.skip("tools/ is not part of this checkout")
     spec = importlib.util.spec_from_file_location("bench_agents_quality", _TOOL)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def emulated(tool):
     env, params = lg.make("big_dense_long")
-    return env, module.reference_emulation(env), params
+    return env, tool.reference_emulation(env), params
 
 
 def test_observation_is_the_reference_layout(emulated):
@@ -61,3 +66,9 @@ def test_moves_follow_the_reference(emulated, cell, action, ours, reference):
     _, s_ref, *_ = ref.step_env(key, state, action, params)
     assert divmod(int(s_ours.agent), width) == ours
     assert divmod(int(s_ref.agent), width) == reference
+
+
+def test_rejects_other_gridworlds(tool):
+    env, _ = lg.make("rand_all")
+    with pytest.raises(ValueError, match="LPG gridworlds only"):
+        tool.reference_emulation(env)
