@@ -14,7 +14,7 @@ Parts (choose with `--part`):
 Seeds run as a `vmap` inside one jitted program per setting. `--steps` and `--seeds`
 override the budgets (runs at reduced budgets must be labelled as reduced).
 `--emulate-reference` (part `a2c` only, a diagnostic): train on the gridworld as the
-Optim4RL reference code presents it (see `ReferenceEmulation`), to measure how much its
+Optim4RL reference code presents it (see `reference_emulation`), to measure how much its
 two departures from our environment change the returns.
 Long runs survive a kill: `--seed-group k` trains k seeds per program and rewrites `--out`
 after each group; `--resume` continues from what `--out` holds (same part, steps, seeds).
