@@ -165,11 +165,25 @@ def _single_run(cfg: SingleTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     for kind in cfg.learned:
         opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind, env=cfg.env))
         per_opt[kind] = oc.evaluate_stage(
-            run_dir, f"eval-{cfg.env}-{kind}", opt, cfg.env, seeds=seeds, agent=agent, label=kind, seed_group=cfg.evaluation.seed_group
+            run_dir,
+            f"eval-{cfg.env}-{kind}",
+            opt,
+            cfg.env,
+            seeds=seeds,
+            agent=agent,
+            label=kind,
+            seed_group=cfg.evaluation.seed_group,
         )
     for b in cfg.evaluation.baselines:
         per_opt[b] = oc.evaluate_stage(
-            run_dir, f"eval-{cfg.env}-{b}", b, cfg.env, seeds=seeds, agent=agent, label=b, seed_group=cfg.evaluation.seed_group
+            run_dir,
+            f"eval-{cfg.env}-{b}",
+            b,
+            cfg.env,
+            seeds=seeds,
+            agent=agent,
+            label=b,
+            seed_group=cfg.evaluation.seed_group,
         )
     return {"es": es, "evaluation": {cfg.env: per_opt}, "agent": agent}
 
@@ -283,7 +297,14 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     for b in cfg.evaluation.baselines:
         for e in cfg.envs:
             evaluation[e][b] = oc.evaluate_stage(
-                run_dir, f"eval-{e}-{b}", b, e, seeds=seeds, agent=agent, label=b, seed_group=cfg.evaluation.seed_group
+                run_dir,
+                f"eval-{e}-{b}",
+                b,
+                e,
+                seeds=seeds,
+                agent=agent,
+                label=b,
+                seed_group=cfg.evaluation.seed_group,
             )
     if cfg.normalisers == "paper":
         normalisers = {e: oc.ADAM_NORMALISERS[e] for e in cfg.envs}
@@ -312,7 +333,14 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
         opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind, larger=True))
         for e in cfg.envs:
             evaluation[e][kind] = oc.evaluate_stage(
-                run_dir, f"eval-{e}-{kind}", opt, e, seeds=seeds, agent=agent, label=kind, seed_group=cfg.evaluation.seed_group
+                run_dir,
+                f"eval-{e}-{kind}",
+                opt,
+                e,
+                seeds=seeds,
+                agent=agent,
+                label=kind,
+                seed_group=cfg.evaluation.seed_group,
             )
     return {
         "es": es,
@@ -500,7 +528,8 @@ def _grid_run(cfg: GridworldConfig, run_dir: RunDir) -> dict[str, Any]:
                 e,
                 seeds=seeds,
                 agent=a,
-                label=name, seed_group=cfg.evaluation.seed_group,
+                label=name,
+                seed_group=cfg.evaluation.seed_group,
             )
             for name, o in optimizers.items()
         }
@@ -691,7 +720,14 @@ def _abl_run(cfg: AblationConfig, run_dir: RunDir) -> dict[str, Any]:
             )
     for b in cfg.evaluation.baselines:
         evaluation[b] = oc.evaluate_stage(
-            run_dir, f"eval-{b}", b, "breakout", seeds=seeds, agent=agent, label=b, seed_group=cfg.evaluation.seed_group
+            run_dir,
+            f"eval-{b}",
+            b,
+            "breakout",
+            seeds=seeds,
+            agent=agent,
+            label=b,
+            seed_group=cfg.evaluation.seed_group,
         )
     return {
         "es": es,
@@ -1003,7 +1039,14 @@ def _pub_run(cfg: PublishedConfig, run_dir: RunDir) -> dict[str, Any]:
         per: dict[str, Any] = {}
         name = f"open:{PUBLISHED_FOR[e]}"
         per[name] = oc.evaluate_stage(
-            run_dir, oc.stage_name("eval", e, name), name, e, seeds=seeds, agent=agent, label=name, seed_group=cfg.evaluation.seed_group
+            run_dir,
+            oc.stage_name("eval", e, name),
+            name,
+            e,
+            seeds=seeds,
+            agent=agent,
+            label=name,
+            seed_group=cfg.evaluation.seed_group,
         )
         if cfg.multi and e in oc.MINATAR:
             per["open:multi"] = oc.evaluate_stage(
@@ -1012,7 +1055,14 @@ def _pub_run(cfg: PublishedConfig, run_dir: RunDir) -> dict[str, Any]:
             )  # fmt: skip
         for b in _pub_baselines(cfg.evaluation.baselines, e):
             per[b] = oc.evaluate_stage(
-                run_dir, oc.stage_name("eval", e, b), b, e, seeds=seeds, agent=agent, label=b, seed_group=cfg.evaluation.seed_group
+                run_dir,
+                oc.stage_name("eval", e, b),
+                b,
+                e,
+                seeds=seeds,
+                agent=agent,
+                label=b,
+                seed_group=cfg.evaluation.seed_group,
             )
         evaluation[e] = per
     return {"evaluation": evaluation, "agents": agents}
