@@ -138,8 +138,14 @@ def _rel(path: pathlib.Path, run_dir: RunDir) -> str:
         return str(path)
 
 
-def header(run_dir: RunDir, title: str, reproduces: str, notes: str = "") -> str:
-    """The top of a report: title, what it reproduces, the run's scale and overrides."""
+def header(
+    run_dir: RunDir, title: str, reproduces: str, notes: str = "", budget: str | None = None
+) -> str:
+    """The top of a report: title, what it reproduces, the run's scale and overrides.
+
+    `budget`, where given, says which budget ran and replaces the scale's banner (for
+    runs whose budget is not set by the scale, such as `lorl evaluate`'s).
+    """
     m = run_dir.manifest
     lines = [
         f"# {title}",
@@ -149,7 +155,9 @@ def header(run_dir: RunDir, title: str, reproduces: str, notes: str = "") -> str
         + f"; lorl {m.get('versions', {}).get('lorl')}, devices {len(m.get('devices', []))}.",
         "",
     ]
-    if m.get("scale") == "cpu":
+    if budget is not None:
+        lines += [budget, ""]
+    elif m.get("scale") == "cpu":
         lines += [
             "*cpu scale*: budgets far below the paper's (see `run.json` for the config); "
             "the numbers show the pipeline works, not that the paper's results are matched.",

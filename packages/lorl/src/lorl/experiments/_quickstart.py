@@ -3,6 +3,7 @@ registered experiments so `lorl resume` and `lorl report` work on their run fold
 
 import dataclasses
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..runs import ConfigError, RunDir
@@ -257,10 +258,50 @@ def _report_evaluate(run_dir: RunDir) -> str:
     from .._report import evaluation_section, header
 
     res = run_dir.load_results()
-    md = header(run_dir, "lorl evaluate", "an evaluation of an optimizer against baselines")
+    md = header(
+        run_dir,
+        "lorl evaluate",
+        "an evaluation of an optimizer against baselines",
+        budget=budget_banner(res["evaluation"]),
+    )
     for env, results in res["evaluation"].items():
         md += evaluation_section(run_dir, env, results_from(results), plot_name=env)
     return md
+
+
+def budget_banner(evaluation: Mapping[str, Mapping[str, Any]]) -> str:
+    """What budget an evaluation ran, per environment, beside the paper's budget there.
+
+    **Arguments:**
+
+    - `evaluation`: environment -> optimizer label -> stored evaluation (with
+      `timesteps`).
+
+    **Returns:**
+
+    One Markdown paragraph: "*paper budget*" when every run had its paper's budget,
+    else "*below the paper's budget*" / "*above the paper's budget*" with the figures.
+    """
+    from ..evaluation import agent_config_for
+
+    parts, below, above = [], [], []
+    for env, per_opt in evaluation.items():
+        ran = {int(r["timesteps"]) for r in per_opt.values()}
+        paper = int(agent_config_for(env)[1].steps_per_run)
+        for t in sorted(ran):
+            parts.append(f"`{env}` {t:,} steps per run (paper: {paper:,})")
+            (below if t < paper else above if t > paper else []).append(env)
+    if below:
+        tag = (
+            "*below the paper's budget* on "
+            + ", ".join(sorted(set(below)))
+            + ": the numbers show what this budget gives, not the paper's results"
+        )
+    elif above:
+        tag = "*above the paper's budget* on " + ", ".join(sorted(set(above)))
+    else:
+        tag = "*paper budget* on every environment"
+    return f"Budget: {'; '.join(parts)}. {tag}."
 
 
 def _validate_evaluate(config: EvaluateConfig) -> None:
