@@ -215,7 +215,11 @@ def main() -> None:
     p.add_argument("--units", type=int, default=8)
     p.add_argument("--envs-per-unit", type=int, default=16)
     p.add_argument(
-        "--reset-interval", type=int, default=125, help="m; units live m * M inner updates"
+        "--reset-interval",
+        type=int,
+        default=8,
+        help="m; units live m * M inner updates; at most --units (every phase of the reset "
+        "schedule needs a unit; the recorded studies before this check used m = 125)",
     )
     p.add_argument("--n-inner", type=int, default=4, help="M (Optim4RL Appendix C: 4)")
     p.add_argument("--meta-steps", type=int, default=300)

@@ -236,3 +236,24 @@ def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, 
     }[name]
     for text in expected:
         assert text in report, (text, report)
+
+
+@pytest.mark.parametrize("name", [*NAMES, "quickstart"])
+def test_pipeline_schedule_covers_every_phase_in_every_preset(name):
+    # Optim4RL Section 5.1 spreads the units' reset offsets over [0, m - 1]: a preset
+    # with fewer units than m would leave phases of the schedule without a unit.
+    e = ex.get_experiment(name)
+    for scale in e.scales:
+        meta = e.config(scale).meta
+        assert meta.units >= meta.reset_interval, (name, scale)
+    bad = runs.apply_overrides(e.config("cpu"), ["meta.units=2", "meta.reset_interval=3"])
+    with pytest.raises(runs.ConfigError, match=r"meta.units=2 < meta.reset_interval=3"):
+        e.validate(bad)  # pyright: ignore[reportOptionalCall]
+
+
+def test_no_pipeline_ablation_needs_no_schedule():
+    e = ex.get_experiment("optim4rl/from-scratch-small_dense_short")
+    c = runs.apply_overrides(
+        e.config("cpu"), ["meta.units=2", "meta.reset_interval=3", "meta.pipeline=false"]
+    )
+    e.validate(c)  # pyright: ignore[reportOptionalCall]

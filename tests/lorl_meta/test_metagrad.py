@@ -138,7 +138,9 @@ def test_bad_meta_gradient_inputs_are_rejected():
         lm.MetaTask("x", env, params, tiny_task().agent, n_units=0)
     # OPEN has no learning rate to rescale.
     task = dataclasses.replace(tiny_task(), agent_lr=3e-3)
-    trainer = lm.MetaGradientTrainer(lm.MetaGradientConfig(n_meta_steps=1), task)
+    trainer = lm.MetaGradientTrainer(
+        lm.MetaGradientConfig(n_meta_steps=1, reset_interval=N_UNITS), task
+    )
     with pytest.raises(ValueError, match="learning_rate"):
         trainer.init(lo.OPEN(key=jax.random.key(0)), key=jax.random.key(0))
     with pytest.raises(TypeError, match="optimizer"):
@@ -207,3 +209,13 @@ def test_meta_gradient_per_part_norms_and_the_recurrent_path():
             assert not np.isclose(a, b, rtol=1e-3), part
         else:
             np.testing.assert_allclose(a, b, rtol=1e-5, err_msg=part)
+
+
+def test_pipeline_schedule_must_cover_every_phase():
+    # Optim4RL Section 5.1 spreads n offsets over [0, m - 1]: n < m leaves phases empty.
+    config = lm.MetaGradientConfig(n_meta_steps=1, n_inner=N_INNER, reset_interval=N_UNITS + 1)
+    with pytest.raises(ValueError, match=r"n_units=4 < reset_interval=5"):
+        lm.MetaGradientTrainer(config, tiny_task())
+    # the no-pipeline ablation never resets, so nothing to cover; n = m is allowed
+    lm.MetaGradientTrainer(dataclasses.replace(config, pipeline=False), tiny_task())
+    lm.MetaGradientTrainer(dataclasses.replace(config, reset_interval=N_UNITS), tiny_task())

@@ -2,6 +2,7 @@
 through one inner PPO update, pipeline resets, learning on a toy task, resume equality,
 bad input."""
 
+import dataclasses
 import functools
 
 import equinox as eqx
@@ -233,7 +234,7 @@ def test_bad_inputs_are_rejected_before_compute():
         ppo_trainer().check_optimizer(object())  # pyright: ignore[reportArgumentType]
     # A network that does not fit the environment: the trainer checks shapes up front.
     other = lm.PPOMetaTask("cartpole", *la.make_env("CartPole-v1"), la.PPO(PPO_TINY), n_units=2)
-    trainer = lm.PPOMetaGradientTrainer(config, other)
+    trainer = lm.PPOMetaGradientTrainer(dataclasses.replace(config, reset_interval=2), other)
     trainer.check_optimizer(optim4rl())  # fits: no error
     with pytest.raises(ValueError, match="n_iterations"):
         trainer.evaluate(optim4rl(), 0, key=jax.random.key(0))

@@ -74,6 +74,23 @@ def unit_metrics(
     }
 
 
+def check_schedule_covered(n_units: int, reset_interval: int, pipeline: bool, task: str) -> None:
+    """`ValueError` unless pipeline training's reset schedule covers every phase.
+
+    The offsets `r_1..r_n` are spread evenly over `[0, m - 1]` (Optim4RL Section 5.1); with
+    fewer units than the reset interval (`n < m`) some phases have no unit, so at a given
+    meta-iteration the units' ages no longer spread over a whole lifetime (the paper uses
+    n = 512 with m in {256, 512}). Nothing to check without pipeline training.
+    """
+    if pipeline and n_units < reset_interval:
+        raise ValueError(
+            f"task {task!r}: pipeline training needs n_units >= reset_interval so that the "
+            f"units' reset offsets cover every phase of the schedule (Optim4RL Section 5.1: "
+            f"n = 512, m in {{256, 512}}); got n_units={n_units} < reset_interval={reset_interval}. "
+            "Raise n_units or lower reset_interval."
+        )
+
+
 class MetaGradientBase(eqx.Module):
     """Base of [`lorl_meta.MetaGradientTrainer`][] and
     [`lorl_meta.PPOMetaGradientTrainer`][] (not public)."""
@@ -104,6 +121,7 @@ class MetaGradientBase(eqx.Module):
             raise ValueError(f"task names must be unique, got {names}")
         for t in task_list:
             check_divisible(batch, t.n_units, f"{self._task_type.__name__} {t.name!r}: n_units")
+            check_schedule_covered(t.n_units, config.reset_interval, config.pipeline, t.name)
         self.config = config
         self.tasks = task_list
         self.batch_sharding = batch

@@ -297,7 +297,7 @@ def _report_from_scratch(run_dir: RunDir) -> str:
 
 def _validate_from_scratch(config: FromScratchConfig) -> None:
     _validate_lpg([config.env])
-    check_units(config.meta.units)
+    check_units(config.meta.units, config.meta.reset_interval, config.meta.pipeline)
     if not config.learned:
         raise ConfigError("learned: name at least one learned optimizer")
 
@@ -332,7 +332,7 @@ for _env in ("small_dense_short", "big_dense_long"):
                         meta=(
                             _cpu_meta(steps=150)
                             if e == "small_dense_short"
-                            else _cpu_meta(steps=60, units=16)
+                            else _cpu_meta(steps=60, units=16, reset_interval=16)
                         ),
                         eval=_cpu_eval(updates=300 if e == "small_dense_short" else 100),
                     )
@@ -416,7 +416,7 @@ def _report_pipeline(run_dir: RunDir) -> str:
 
 def _validate_pipeline(config: PipelineAblationConfig) -> None:
     _validate_lpg(config.envs)
-    check_units(config.meta.units)
+    check_units(config.meta.units, config.meta.reset_interval)  # both variants run
     if config.meta.optimizer_path is not None:
         raise ConfigError("meta.optimizer_path makes no sense here: both variants are trained")
 
@@ -528,7 +528,7 @@ def _validate_generalisation(config: GeneralisationConfig) -> None:
     from ..evaluation import require_brax
 
     _validate_lpg(config.train_envs)
-    check_units(config.meta.units)
+    check_units(config.meta.units, config.meta.reset_interval, config.meta.pipeline)
     check_brax_envs(config.brax_envs)
     require_brax("optim4rl/generalisation-brax")
     if (config.n_envs * 10) % config.n_minibatches:
@@ -544,7 +544,7 @@ register(
             "cpu": lambda: GeneralisationConfig(
                 train_envs=("small_dense_short", "small_dense_long"),
                 brax_envs=("ant",),
-                meta=_cpu_meta(steps=60, units=32),
+                meta=_cpu_meta(steps=60, units=32, reset_interval=32),
                 seeds=2,
                 timesteps=64 * 10 * 30,
                 n_envs=64,
@@ -683,7 +683,7 @@ def _report_robustness(run_dir: RunDir) -> str:
 
 def _validate_robustness(config: RobustnessConfig) -> None:
     _validate_lpg([config.env])
-    check_units(config.meta.units)
+    check_units(config.meta.units, config.meta.reset_interval, config.meta.pipeline)
     for h in ("lam", "ent_coef", "gamma"):
         for v in getattr(config, h):
             if not 0 <= v <= 1:

@@ -384,15 +384,24 @@ def report(
 # ---------------------------------------------------------------------------- validation
 
 
-def check_units(units: int) -> None:
+def check_units(units: int, reset_interval: int | None = None, pipeline: bool = True) -> None:
     """Units are vmapped in one program per task; with several devices the trainers'
-    sharding (lorl_meta) splits them, so they must divide evenly."""
+    sharding (lorl_meta) splits them, so they must divide evenly. With `reset_interval`
+    given and pipeline training on, the units must also cover every phase of the reset
+    schedule (`units >= reset_interval`, Optim4RL Section 5.1)."""
     import jax
 
     from ..sharding import check_divisible
 
     if jax.device_count() > 1:
         check_divisible(units, "meta.units (training units)")
+    if reset_interval is not None and pipeline and units < reset_interval:
+        raise ConfigError(
+            f"meta.units={units} < meta.reset_interval={reset_interval}: pipeline training "
+            "spreads the units' reset offsets over [0, m - 1], so with fewer units than m "
+            "some phases of the schedule have no unit (Optim4RL Section 5.1 uses n = 512, "
+            "m in {256, 512}); raise meta.units or lower meta.reset_interval"
+        )
 
 
 def check_brax_envs(envs: Iterable[str]) -> None:

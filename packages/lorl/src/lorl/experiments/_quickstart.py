@@ -176,7 +176,7 @@ def _validate_quickstart(config: QuickstartConfig) -> None:
 
     from ..evaluation import agent_config_for, env_spec
 
-    check_units(config.meta.units)
+    check_units(config.meta.units, config.meta.reset_interval, config.meta.pipeline)
     if config.open_name not in lo.pretrained_open_names():
         raise ConfigError(
             f"open_name: no published OPEN optimizer {config.open_name!r}; "
