@@ -109,7 +109,8 @@ def test_from_scratch_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     run = tmp_path / "r"
     res = json.loads((run / "results.json").read_text())
-    (adam,) = set(res["evaluation"]) - {"Optim4RL"}
+    assert "Optim4RL (untrained init)" in res["evaluation"]  # the control
+    (adam,) = set(res["evaluation"]) - {"Optim4RL", "Optim4RL (untrained init)"}
     assert re.fullmatch(r"adam \(lr [0-9.e-]+, tuned\)", adam), res["evaluation"].keys()
     assert (run / "optimizers" / "meta-optim4rl.eqx").is_file()
     assert any((run / "checkpoints" / "meta-optim4rl").iterdir())

@@ -86,7 +86,8 @@ def check_schedule_covered(n_units: int, reset_interval: int, pipeline: bool, ta
         raise ValueError(
             f"task {task!r}: pipeline training needs n_units >= reset_interval so that the "
             f"units' reset offsets cover every phase of the schedule (Optim4RL Section 5.1: "
-            f"n = 512, m in {{256, 512}}); got n_units={n_units} < reset_interval={reset_interval}. "
+            f"n = 512, m in {{256, 512}}); got n_units={n_units} < "
+            f"reset_interval={reset_interval}. "
             "Raise n_units or lower reset_interval."
         )
 

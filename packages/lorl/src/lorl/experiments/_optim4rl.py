@@ -15,10 +15,12 @@ from typing import Any, Literal
 
 from ..runs import ConfigError, RunDir
 from ._optim4rl_shared import (
+    INIT_LABEL,
     Evals,
     check_brax_envs,
     check_units,
     device_mesh,
+    init_file,
     meta_stage,
     optimizer_file,
     pipeline_sections,
@@ -492,20 +494,24 @@ def _run_generalisation(config: GeneralisationConfig, run_dir: RunDir) -> dict[s
             run_dir, "meta-optim4rl", kind="optim4rl", envs=config.train_envs, meta=config.meta
         )
     }
-    learned = load_optimizer(optimizer_file(run_dir, out["meta"]["optim4rl"]))
-    scaled = lm.LRScaled(learned, config.agent_lr / learned.learning_rate)  # pyright: ignore[reportAttributeAccessIssue]
+
+    def at_agent_lr(path: str) -> Any:
+        opt = load_optimizer(path)
+        return lm.LRScaled(opt, config.agent_lr / opt.learning_rate)  # pyright: ignore[reportAttributeAccessIssue]
+
+    meta = out["meta"]["optim4rl"]
+    # the meta-trained optimizer, and the untrained one it started from as the control
+    learned = {"optim4rl": ("Optim4RL", at_agent_lr(optimizer_file(run_dir, meta)))}
+    init = init_file(run_dir, meta)
+    if init is not None:
+        learned["optim4rl-init"] = (f"Optim4RL ({INIT_LABEL})", at_agent_lr(init))
     seeds = seed_list(config.seeds, config.first_seed)
     overrides = {"n_envs": config.n_envs, "n_minibatches": config.n_minibatches}
     evals = Evals(run_dir, seeds, config.timesteps, overrides)
-    jobs = [(env, o) for env in config.brax_envs for o in ("optim4rl", *config.baselines)]
+    jobs = [(env, o) for env in config.brax_envs for o in (*learned, *config.baselines)]
     for env, opt in tqdm(jobs, desc=run_dir.experiment, unit="run"):
-        learned_opt = opt == "optim4rl"
-        label, r = evals(
-            stage_name("eval", env, opt),
-            scaled if learned_opt else opt,
-            env,
-            "Optim4RL" if learned_opt else None,
-        )
+        name, optimizer = learned.get(opt, (None, opt))
+        label, r = evals(stage_name("eval", env, opt), optimizer, env, name)
         out["evaluation"].setdefault(env, {})[label] = r
     return out
 
@@ -655,11 +661,17 @@ def _run_robustness(config: RobustnessConfig, run_dir: RunDir) -> dict[str, Any]
         )
     }
     path = optimizer_file(run_dir, out["meta"]["optim4rl"])
+    # the untrained initialisation under each setting is the control
+    init = init_file(run_dir, out["meta"]["optim4rl"])
     evals = _evals(run_dir, config.eval)
     jobs = [(h, v) for h in ("lam", "ent_coef", "gamma") for v in getattr(config, h)]
     for h, v in tqdm(jobs, desc=run_dir.experiment, unit="setting"):
         _, r = evals(f"eval-{h}-{v:g}", path, config.env, f"{h}={v:g}", **{h: v})
         out["evaluation"].setdefault(h, {})[f"{v:g}"] = r
+        if init is not None:
+            label = f"{h}={v:g} ({INIT_LABEL})"
+            _, r = evals(f"eval-{h}-{v:g}-init", init, config.env, label, **{h: v})
+            out.setdefault("control", {}).setdefault(h, {})[f"{v:g}"] = r
     return out
 
 
@@ -671,12 +683,21 @@ def _report_robustness(run_dir: RunDir) -> str:
     md = report(run_dir, [])
     names = {"lam": "lambda (Table 8)", "ent_coef": "entropy weight (Table 9)"}
     names["gamma"] = "discount (Table 10)"
+    control = res.get("control", {})
+
+    def cell(r: Mapping[str, Any] | None) -> str:
+        if r is None:
+            return "–"
+        return mean_se([float("nan") if x == "nan" else x for x in r["final_returns"]])
+
     for h, values in res["evaluation"].items():
-        md += f"## {names[h]}\n\n| value | ours: mean ± s.e. | paper |\n|---|---|---|\n"
+        md += (
+            f"## {names[h]}\n\n| value | ours: mean ± s.e. | {INIT_LABEL} (control) | paper "
+            "|\n|---|---|---|---|\n"
+        )
         for v, r in values.items():
             paper = PAPER_ROBUSTNESS.get(env, {}).get(h, {}).get(float(v), "–")
-            fr = [float("nan") if x == "nan" else x for x in r["final_returns"]]
-            md += f"| {v} | {mean_se(fr)} | {paper} |\n"
+            md += f"| {v} | {cell(r)} | {cell(control.get(h, {}).get(v))} | {paper} |\n"
         md += "\n"
     return md
 

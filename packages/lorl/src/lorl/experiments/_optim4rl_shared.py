@@ -37,11 +37,30 @@ def meta_stage(
     **Returns:**
 
     The stage's stored result: `optimizer_path` (relative to the run folder), `seconds`,
-    the meta-training history thinned to about 100 entries of scalar metrics, and
-    `n_nonfinite_meta_steps`; with `optimizer_path` given, that path and an empty history.
+    the meta-training history thinned to about 100 entries of scalar metrics,
+    `n_nonfinite_meta_steps`, and `init_path`: the untrained optimizer meta-training
+    started from, saved by a stage `<stage>-init` before training (the control every
+    evaluation reports beside the meta-trained optimizer). With `optimizer_path` given,
+    that path, an empty history and `init_path` `None`.
     """
     if optimizer_path is not None:
-        return {"optimizer_path": optimizer_path, "seconds": 0.0, "history": []}
+        return {
+            "optimizer_path": optimizer_path,
+            "seconds": 0.0,
+            "history": [],
+            "init_path": None,
+        }
+
+    def save_init() -> dict[str, Any]:
+        from ..evaluation import save_optimizer
+
+        # building a trainer compiles nothing; only its starting optimizer is kept
+        _, optimizer, _, save_kwargs = build()
+        rel = pathlib.Path("optimizers") / f"{stage}-init.eqx"
+        save_optimizer(run_dir.path / rel, optimizer, **save_kwargs)
+        return {"optimizer_path": str(rel)}
+
+    init = run_dir.stage(f"{stage}-init", save_init)
 
     def compute() -> dict[str, Any]:
         from ..evaluation import save_optimizer
@@ -69,7 +88,11 @@ def meta_stage(
             "n_nonfinite_meta_steps": int(result.state.n_nonfinite),
         }
 
-    return run_dir.stage(stage, compute)
+    return {**run_dir.stage(stage, compute), "init_path": init["optimizer_path"]}
+
+
+#: The label suffix of an untrained initialisation evaluated as a control.
+INIT_LABEL = "untrained init"
 
 
 def trainer_settings(meta: Any) -> dict[str, Any]:
@@ -101,6 +124,13 @@ def optimizer_file(run_dir: RunDir, stored: Mapping[str, Any]) -> str:
     """The absolute path of a meta-training stage's saved optimizer."""
     p = pathlib.Path(stored["optimizer_path"])
     return str(p if p.is_absolute() or p.exists() else run_dir.path / p)
+
+
+def init_file(run_dir: RunDir, stored: Mapping[str, Any]) -> str | None:
+    """The absolute path of the untrained optimizer a meta-training stage started from
+    (`None` when the stage used a saved optimizer instead of training)."""
+    rel = stored.get("init_path")
+    return None if rel is None else str(run_dir.path / rel)
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -211,8 +241,13 @@ def run_learned_vs_baselines(
     - `learned`: learned optimizer kind -> its label in the results.
     - `train`: `train(stage, kind)` meta-trains one kind as stage `stage`
       (`meta-<kind>`) and returns the stage's stored result.
-    - `evals`: the evaluation protocol (stages `eval-<kind>`, `eval-<baseline>`).
+    - `evals`: the evaluation protocol (stages `eval-<kind>`, `eval-<kind>-init`,
+      `eval-<baseline>`).
     - `baselines`: hand-designed optimizers (`lorl.evaluation` names).
+
+    Each meta-trained optimizer's untrained initialisation is evaluated beside it as a
+    control, labelled `"<label> (untrained init)"` (not when meta-training was skipped
+    with a saved optimizer).
 
     **Returns:**
 
@@ -230,6 +265,10 @@ def run_learned_vs_baselines(
             path = optimizer_file(run_dir, out["meta"][name])
             label, r = evals(f"eval-{name}", path, env, learned[name])
             out["evaluation"][label] = r
+            init = init_file(run_dir, out["meta"][name])
+            if init is not None:
+                label, r = evals(f"eval-{name}-init", init, env, f"{label} ({INIT_LABEL})")
+                out["evaluation"][label] = r
         else:
             label, r = evals(stage_name("eval", name), name, env)
             out["evaluation"][label] = r
@@ -258,7 +297,9 @@ def run_pipeline_ablation(
     **Returns:**
 
     `{"envs", "meta": {"<env>-pipeline" | "<env>-no-pipeline": stored}, "evaluation":
-    {env: {"with pipeline" | "without pipeline" | baseline label: stored evaluation}}}`.
+    {env: {"with pipeline" | "without pipeline" | "untrained init" | baseline label: stored
+    evaluation}}}`. Both variants start from the same initialisation (same kind and
+    seed), evaluated once per environment as the control (stage `eval-<env>-init`).
     """
     from tqdm.auto import tqdm
 
@@ -271,6 +312,10 @@ def run_pipeline_ablation(
         path = optimizer_file(run_dir, out["meta"][tag])
         _, r = evals(f"eval-{tag}", path, env, label)
         out["evaluation"].setdefault(env, {})[label] = r
+        init = init_file(run_dir, out["meta"][tag])
+        if pipeline and init is not None:
+            _, r = evals(f"eval-{env}-init", init, env, INIT_LABEL)
+            out["evaluation"][env][INIT_LABEL] = r
     for env in envs:
         for b in baselines:
             label, r = evals(stage_name("eval", env, b), b, env)
