@@ -39,11 +39,14 @@ def test_quickstart_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     (run,) = tmp_path.iterdir()
     res = json.loads((run / "results.json").read_text())
-    (adam,) = set(res["gridworld"]) - {"Optim4RL (meta-trained here)"}
+    control = "Optim4RL (untrained init)"  # meta-training is measured against it
+    assert control in res["gridworld"] and control in (run / "report.md").read_text()
+    (adam,) = set(res["gridworld"]) - {"Optim4RL (meta-trained here)", control}
     assert re.fullmatch(r"adam \(lr [0-9.e-]+, tuned\)", adam), res["gridworld"].keys()
     assert set(res["minatar"]) == {"OPEN (breakout)", "adam (tuned)"}
     report = (run / "report.md").read_text()
     assert "IQM" in report and "Time per phase" in report
+    assert "says nothing about the paper's claim" in report  # the short OPEN run, honestly
     for png in ("gridworld_curves.png", "minatar_curves.png", "gridworld_intervals.png"):
         assert (run / "plots" / png).is_file()
     assert str(run) in result.output

@@ -6,8 +6,10 @@ one-line message and exit code 2 before any compute; a run that fails mid-way ke
 folder (status `failed`) and can be continued with `lorl resume`.
 """
 
+import os
 import pathlib
 import sys
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
@@ -209,10 +211,48 @@ def _join_job() -> None:
         sys.exit(USER_ERROR)
 
 
+#: Environment variable naming the persistent compilation cache folder of `lorl`
+#: commands (`off`, `0` or an empty value: no cache).
+CACHE_ENV = "LORL_COMPILATION_CACHE"
+
+
+def compilation_cache_dir(environ: Mapping[str, str] | None = None) -> str | None:
+    """The folder of JAX's persistent compilation cache for `lorl` commands.
+
+    `LORL_COMPILATION_CACHE` if set (`off`, `0`, `false` or empty: none); else JAX's own
+    `JAX_COMPILATION_CACHE_DIR` if set; else `$XDG_CACHE_HOME/lorl/jax` (default
+    `~/.cache/lorl/jax`). Compiled programs stored there are reused by later processes
+    (a repeated run, `lorl resume`), keyed by the program, the JAX version, the devices and
+    the compiler flags; writes are atomic, so concurrent runs may share the folder.
+    """
+    env = os.environ if environ is None else environ
+    value = env.get(CACHE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "0", "off", "false", "no") else value
+    if env.get("JAX_COMPILATION_CACHE_DIR"):
+        return env["JAX_COMPILATION_CACHE_DIR"]
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "lorl", "jax")
+
+
+def _enable_compilation_cache() -> None:
+    """Point JAX's persistent compilation cache at `compilation_cache_dir()` through its
+    environment variables, read when JAX is first imported (so this imports nothing)."""
+    folder = compilation_cache_dir()
+    if folder is None:
+        return
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    # JAX's defaults skip programs that compiled in under a second; lorl's small programs
+    # (tiny runs, evaluation helpers) are worth keeping too.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+
 def main() -> None:
-    """Entry point of the `lorl` script: joins a multi-process job described by the
-    environment (see `_join_job`), then runs the command."""
+    """Entry point of the `lorl` script: enables the persistent compilation cache
+    (`compilation_cache_dir`), joins a multi-process job described by the environment
+    (see `_join_job`), then runs the command."""
     try:
+        _enable_compilation_cache()
         _join_job()
         app()
     except KeyboardInterrupt:

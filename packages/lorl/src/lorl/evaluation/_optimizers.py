@@ -62,9 +62,16 @@ def save_optimizer(
     return path
 
 
+#: The file-name ending of an untrained initialisation an experiment saves beside its
+#: meta-trained optimizer (the control); not counted when a run folder is the optimizer.
+INIT_SUFFIX = "-init.eqx"
+
+
 def _saved_files(folder: pathlib.Path) -> list[pathlib.Path]:
     return sorted(
-        p for p in folder.rglob("*.eqx") if p.with_name(p.name + SIDECAR_SUFFIX).is_file()
+        p
+        for p in folder.rglob("*.eqx")
+        if p.with_name(p.name + SIDECAR_SUFFIX).is_file() and not p.name.endswith(INIT_SUFFIX)
     )
 
 
@@ -74,7 +81,9 @@ def load_optimizer(path: str | os.PathLike[str]) -> lo.AbstractLearnedOptimizer:
     **Arguments:**
 
     - `path`: the meta-parameter file, or a run folder holding exactly one saved optimizer
-      (a run folder with several names them in the error: pass one of their paths).
+      (a run folder with several names them in the error: pass one of their paths). The
+      untrained initialisations experiments save as controls (`*-init.eqx`) are not
+      counted; pass such a file by its path.
 
     **Returns:**
 

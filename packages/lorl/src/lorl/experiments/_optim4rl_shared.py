@@ -53,10 +53,11 @@ def meta_stage(
 
     def save_init() -> dict[str, Any]:
         from ..evaluation import save_optimizer
+        from ..evaluation._optimizers import INIT_SUFFIX
 
         # building a trainer compiles nothing; only its starting optimizer is kept
         _, optimizer, _, save_kwargs = build()
-        rel = pathlib.Path("optimizers") / f"{stage}-init.eqx"
+        rel = pathlib.Path("optimizers") / f"{stage}{INIT_SUFFIX}"
         save_optimizer(run_dir.path / rel, optimizer, **save_kwargs)
         return {"optimizer_path": str(rel)}
 
