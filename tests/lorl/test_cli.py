@@ -126,3 +126,36 @@ def test_run_kill_resume_report(tmp_path, monkeypatch):
     result = runner.invoke(app, ["resume", str(run_dir)])
     assert result.exit_code == USER_ERROR
     assert "written by lorl 0.0.1" in result.output and counted == []
+
+
+CHECK_NO_JAX = """
+import sys
+from typer.testing import CliRunner
+from lorl._cli import app
+
+for args, code in (
+    (["run", "quickstart", "meta.stepz=1"], 2),
+    (["run", "open/gridwrld"], 2),
+    (["run", "open/published", "evaluation.seed_group=x"], 2),
+    (["list"], 0),
+    (["run", "--help"], 0),
+):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code, (args, result.output)
+loaded = [m for m in ("jax", "lorl_agents", "lorl_meta", "lorl_optim", "lorl_gridworlds",
+                      "gymnax", "brax") if m in sys.modules
+          and type(sys.modules[m]).__name__ != "_LazyModule"]
+print(loaded)
+"""
+
+
+def test_names_and_configs_are_checked_before_the_jax_stacks_load():
+    # A mistyped key or experiment, `lorl list` and `--help` answer without importing
+    # JAX or the environment stacks (which take seconds): nothing of them is loaded.
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", CHECK_NO_JAX], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -81,8 +81,12 @@ def _start(
 def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
-    except _user_errors() as e:
+    except LorlError as e:  # checked first: a config error loads no JAX stack
         _fail(str(e))
+    except Exception as e:
+        if isinstance(e, _user_errors()):
+            _fail(str(e))
+        raise
 
 
 @app.command("list")
@@ -202,7 +206,7 @@ def _join_job() -> None:
     JAX_NUM_PROCESSES, JAX_PROCESS_ID, or a multi-task SLURM / Open MPI job); a no-op
     otherwise. Runs before any lorl namespace is imported: importing them starts JAX's
     backend, after which a process can no longer join (docs/lorl/scaling.md)."""
-    from .sharding._distributed import initialize_distributed
+    from ._distributed import initialize_distributed
 
     try:
         initialize_distributed()

@@ -13,7 +13,6 @@ import dataclasses
 import math
 from typing import Any
 
-import jax
 import numpy as np
 
 from ..runs import RunDir
@@ -118,6 +117,7 @@ def _load_sample(run_dir: RunDir, name: str) -> Any:
 
 def _collect_a2c(run_dir: RunDir, name: str, c: A2CCollect, n_traced: int, seed: int) -> Any:
     """Collect (or, on resume, load) the A2C agent-gradients of one run."""
+    import jax
     import optax
 
     from ..analysis import collect_rl_gradients
@@ -210,6 +210,8 @@ def _distributions_cpu() -> DistributionsConfig:
 
 
 def _collect_ppo(run_dir: RunDir, c: DistributionsConfig) -> Any:
+    import jax
+
     name = "ppo"
     if not (run_dir.has_result(name) and (run_dir.path / "gradients" / f"{name}.npz").is_file()):
         from lorl_agents import BRAX_ENVS, PPO, PPOConfig, make_env, paper_adam
@@ -398,6 +400,8 @@ def _wasserstein_cpu() -> WassersteinConfig:
 
 
 def _run_wasserstein(c: WassersteinConfig, run_dir: RunDir) -> dict[str, Any]:
+    import jax
+
     from ..analysis import collect_supervised_gradients, wasserstein_to_whole
 
     rl = _collect_a2c(run_dir, "a2c", c.a2c, 0, c.seed)
@@ -531,6 +535,8 @@ def _identity_cpu() -> IdentityConfig:
 
 
 def _run_identity(c: IdentityConfig, run_dir: RunDir) -> dict[str, Any]:
+    import jax
+
     from ..analysis import random_control_data, train_identity
 
     sample = _collect_a2c(run_dir, "a2c", c.a2c, c.n_traced, 0)

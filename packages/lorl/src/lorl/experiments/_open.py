@@ -12,18 +12,26 @@
   the authors' optimizers; no meta-training).
 """
 
+from __future__ import annotations
+
 import dataclasses
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-import lorl_agents as la
-import lorl_gridworlds as lg
-import lorl_meta as lm
-
+from .._lazy import lazy_module
 from ..runs import ConfigError, RunDir
 from . import _open_common as oc
 from ._registry import Experiment, register
+
+if TYPE_CHECKING:
+    import lorl_agents as la
+    import lorl_gridworlds as lg
+    import lorl_meta as lm
+else:  # loaded on first use: the catalogue of experiments imports no JAX stack
+    la = lazy_module("lorl_agents")
+    lg = lazy_module("lorl_gridworlds")
+    lm = lazy_module("lorl_meta")
 
 MinAtarEnv = Literal["asterix", "breakout", "freeway", "space_invaders"]
 SingleEnv = Literal["asterix", "breakout", "freeway", "space_invaders", "ant"]
@@ -422,7 +430,10 @@ MULTI_TASK = register(
 
 # =========================================================================== gridworld
 
-GRID_EVAL_ENVS = ("all", "rand_dense", "rand_sparse", "rand_long", *lg.MAZE_NAMES)
+
+def grid_eval_envs() -> tuple[str, ...]:
+    """Figure 4's evaluation distributions: in distribution (`all`), then out of support."""
+    return ("all", "rand_dense", "rand_sparse", "rand_long", *lg.MAZE_NAMES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -444,7 +455,7 @@ class GridworldConfig:
       distribution, Appendix C.2).
     """
 
-    eval_envs: tuple[str, ...] = GRID_EVAL_ENVS
+    eval_envs: tuple[str, ...] = dataclasses.field(default_factory=grid_eval_envs)
     widths: tuple[int, ...] = (8, 16, 32, 64, 128)  # OPEN Appendix C.1
     length_factors: tuple[float, ...] = (1 / 3, 2 / 3, 1.0, 4 / 3, 5 / 3)  # our choice
     seed: int = 0

@@ -8,22 +8,30 @@ through `lorl.evaluation`, then report IQM with 95% stratified bootstrap CIs
 (`lorl.stats`) and return curves (`lorl.plots`).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jax
 import numpy as np
 
-import lorl_agents as la
-import lorl_meta as lm
-import lorl_optim as lo
-
+from .._lazy import lazy_module
 from ..runs import ConfigError, RunDir
-from ..sharding import check_divisible
 from ._optim4rl_shared import stage_name as stage_name  # one rule for stage names
+
+if TYPE_CHECKING:
+    import jax
+
+    import lorl_agents as la
+    import lorl_meta as lm
+    import lorl_optim as lo
+else:  # loaded on first use: the catalogue of experiments imports no JAX stack
+    la = lazy_module("lorl_agents")
+    lm = lazy_module("lorl_meta")
+    lo = lazy_module("lorl_optim")
 
 # --------------------------------------------------------------------------- config pieces
 
@@ -236,6 +244,8 @@ def check_population(population_size: int) -> None:
             f"es.population_size must be even and >= 2 (antithetic +eps/-eps pairs), got "
             f"{population_size}"
         )
+    from ..sharding import check_divisible
+
     check_divisible(population_size, "es.population_size")
 
 
@@ -297,6 +307,8 @@ def make_learned(kind: str, *, env: str = "breakout", larger: bool = False) -> A
     `optim4rl` is Optim4RL at learning rate `0.1 x LR_Adam` of `env` (OPEN Appendix C.2).
     `larger=True` gives OPEN's multi-task size (F = 16, H = 32; Appendix B.5).
     """
+    import jax
+
     key = jax.random.key(0)
     if kind == "optim4rl":
         lr = lo.baselines.optim4rl_learning_rate(preset_key(env))
@@ -328,6 +340,8 @@ def es_trainer(config: lm.ESConfig, tasks: Any) -> lm.ESTrainer:
     """An [`lorl_meta.ESTrainer`][] whose population is sharded over all devices
     (`lorl.sharding.local_mesh`) when there is more than one; on one device, no mesh (the
     unsharded program)."""
+    import jax
+
     if jax.device_count() > 1:
         from ..sharding import local_mesh
 
@@ -484,6 +498,7 @@ def train_seeds(
     Returns the stored form of `eval_record` plus `"dormancy"`: the mean over layers
     of the tau = 0 dormant fraction at the last update, per seed.
     """
+    import jax
     import jax.numpy as jnp
 
     ppo = la.PPO(agent)

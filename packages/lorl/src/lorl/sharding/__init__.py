@@ -2,7 +2,7 @@
 devices with `jax.sharding` (`Mesh`, `NamedSharding`, `PartitionSpec`; no `pmap`), and
 multi-host runs through `jax.distributed`. See `docs/lorl/scaling.md`."""
 
-from ._distributed import initialize_distributed as initialize_distributed
+from .._distributed import initialize_distributed as initialize_distributed
 from ._mesh import (
     check_divisible as check_divisible,
     leading_sharding as leading_sharding,

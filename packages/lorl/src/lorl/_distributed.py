@@ -1,11 +1,12 @@
-"""Multi-host runs: a thin wrapper over `jax.distributed.initialize`."""
+"""Multi-host runs: a thin wrapper over `jax.distributed.initialize` (public as
+`lorl.sharding.initialize_distributed`). It imports JAX only to join a job, so the command
+line can call it first without loading the JAX stacks for a single-process run."""
 
 import os
+import sys
 from collections.abc import Sequence
 
-import jax
-
-from ..runs import ConfigError
+from .runs import ConfigError
 
 
 def _env_int(name: str) -> int | None:
@@ -79,7 +80,8 @@ def initialize_distributed(
     without a coordinator address outside SLURM/Open MPI, or `process_id` out of range);
     `RuntimeError` from JAX if a JAX computation already ran in this process.
     """
-    if jax.distributed.is_initialized():
+    jax_module = sys.modules.get("jax")  # not imported yet: no job can have been joined
+    if jax_module is not None and jax_module.distributed.is_initialized():
         return True
     address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
     n = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
@@ -101,6 +103,8 @@ def initialize_distributed(
             "num_processes and process_id (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
             f"JAX_PROCESS_ID); got {address!r}, {n!r}, {pid!r}"
         )
+    import jax
+
     try:
         jax.distributed.initialize(
             coordinator_address=address,
