@@ -125,6 +125,23 @@ def test_learned_optimizer_saved_and_loaded(tmp_path):
         ev.load_optimizer(tmp_path / "run")
 
 
+def test_optimizers_saved_in_the_previous_format_still_load(tmp_path):
+    # arrays only (lorl_optim.save_meta_parameters) plus a JSON sidecar with the class name
+    opt = lo.Optim4RL(3e-3, hidden_size=4, key=jax.random.key(2))
+    lo.save_meta_parameters(tmp_path / "old.eqx", opt)
+    sidecar = {"class": "Optim4RL", "kwargs": {"learning_rate": 3e-3, "hidden_size": 4}}
+    (tmp_path / "old.eqx.json").write_text(json.dumps(sidecar))
+    loaded = ev.load_optimizer(tmp_path)
+    assert loaded.config() == opt.config()
+    for a, b in zip(jax.tree.leaves(opt), jax.tree.leaves(loaded), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the current format: one file, no sidecar; kwargs that disagree are refused
+    new = ev.save_optimizer(tmp_path / "new" / "n.eqx", opt)
+    assert lo.is_saved_optimizer(new) and not new.with_name("n.eqx.json").exists()
+    with pytest.raises(runs.ConfigError, match="disagree"):
+        ev.save_optimizer(tmp_path / "bad.eqx", opt, learning_rate=1e-2)
+
+
 def test_nonfinite_updates_name_env_optimizer_and_seed():
     def nan_updates(updates, state, params=None):
         del params

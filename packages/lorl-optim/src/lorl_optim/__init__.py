@@ -26,11 +26,30 @@ from ._optim4rl import (
     straight_through_sign as straight_through_sign,
 )
 from ._optim4rl_revised import Optim4RLRevised as Optim4RLRevised
+from ._registry import (
+    build as build,
+    is_saved_optimizer as is_saved_optimizer,
+    load as load,
+    optimizer_class as optimizer_class,
+    optimizer_name as optimizer_name,
+    read_header as read_header,
+    register as register,
+    registered_optimizers as registered_optimizers,
+    save as save,
+)
 from ._weights import (
     load_meta_parameters as load_meta_parameters,
     load_open as load_open,
     pretrained_open_names as pretrained_open_names,
     save_meta_parameters as save_meta_parameters,
 )
+
+# The catalogue of learned optimizers (`lorl_optim.registered_optimizers()`): the names
+# `save`/`load`, `lorl evaluate` and the experiments use.
+register("optim4rl", Optim4RL)
+register("optim4rl_revised", Optim4RLRevised)
+register("linear_optim", LinearOptim)
+register("l2lgd2", L2LGD2)
+register("open", OPEN)
 
 __version__ = "0.1.0"

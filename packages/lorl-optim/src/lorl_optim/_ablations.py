@@ -1,6 +1,7 @@
 """The ablation optimizers of Optim4RL (Lan et al., Section 6.1 and Appendix C.3)."""
 
 import math
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -64,6 +65,16 @@ class LinearOptim(AbstractGradientOnlyOptimizer):
     @property
     def n_slots(self) -> int:
         return self.gru.hidden_size
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
+        return {
+            "learning_rate": self.learning_rate,
+            "hidden_size": self.gru.hidden_size,
+            "mlp_widths": self.mlp.widths,
+            "clip": self.clip,
+            "chunk_size": self.chunk_size,
+        }
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
@@ -143,6 +154,16 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
     @property
     def n_slots(self) -> int:
         return self.gru.hidden_size
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
+        return {
+            "learning_rate": self.learning_rate,
+            "hidden_size": self.gru.hidden_size,
+            "mlp_widths": self.mlp.widths,
+            "clip": self.clip,
+            "chunk_size": self.chunk_size,
+        }
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]

@@ -99,6 +99,24 @@ class AbstractLearnedOptimizer(eqx.Module):
         `(updates, new_state)`, where `updates` are to be added to the parameters.
         """
 
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments (all but `key`) that rebuild this optimizer's
+        configuration; `lorl_optim.save` stores them beside the meta-parameters.
+
+        **Returns:**
+
+        A dict of JSON-compatible values (numbers, strings, booleans, tuples).
+
+        **Raises:**
+
+        `NotImplementedError` in a subclass that does not describe itself (it can still
+        train; it cannot be saved with `lorl_optim.save`).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement config(), so lorl_optim.save cannot "
+            "describe it; return its constructor's keyword arguments (all but key) there"
+        )
+
     def as_optax(self) -> optax.GradientTransformationExtraArgs:
         """This optimizer as an `optax.GradientTransformationExtraArgs`.
 

@@ -147,6 +147,11 @@ class MLP(eqx.Module):
         norms = tuple(LayerNorm.init(w) for w in widths) if layer_norm else None
         return MLP(layers, norms)
 
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The hidden widths (the `widths` given to `MLP.init`)."""
+        return tuple(int(layer.weight.shape[-2]) for layer in self.layers[:-1])
+
     def __call__(self, x: Float[Array, "in n"]) -> Float[Array, "out n"]:
         for i, layer in enumerate(self.layers[:-1]):
             if self.norms is None:

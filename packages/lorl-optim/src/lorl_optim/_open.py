@@ -351,6 +351,22 @@ class OPEN(AbstractLearnedOptimizer):
     def n_slots(self) -> int:
         return len(BETAS) + self.hidden_size
 
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
+        return {
+            "hidden_size": self.hidden_size,
+            "mlp_width": self.mlp_width,
+            "separated": self.separated,
+            "no_features": self.no_features,
+            "use_training_proportion": self.use_training_proportion,
+            "use_batch_proportion": self.use_batch_proportion,
+            "use_layer_proportion": self.use_layer_proportion,
+            "use_dormancy": self.use_dormancy,
+            "use_stochasticity": self.use_stochasticity,
+            "chunk_size": self.chunk_size,
+            "backend": self.backend,
+        }
+
     def flops_per_parameter(self) -> int:
         """Matmul FLOPs per agent parameter and step (2 per weight entry). When
         separated this counts both networks, which is what a per-element actor mask

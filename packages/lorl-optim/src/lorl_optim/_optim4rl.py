@@ -251,6 +251,17 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
     def n_slots(self) -> int:
         return self.gru1.hidden_size + self.gru2.hidden_size
 
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
+        return {
+            "learning_rate": self.learning_rate,
+            "hidden_size": self.gru1.hidden_size,
+            "mlp_widths": self.mlp1.widths,
+            "clip": self.clip,
+            "chunk_size": self.chunk_size,
+            "backend": self.backend,
+        }
+
     def with_backend(self, backend: str) -> "Optim4RL":
         """A copy that computes with `backend` ("auto", "xla" or "fused"; speed only).
 

@@ -1,6 +1,8 @@
 """The later revision of Optim4RL in the public reference code (a named variant; the
 paper version is `lorl_optim.Optim4RL`)."""
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -104,6 +106,17 @@ class Optim4RLRevised(AbstractGradientOnlyOptimizer):
     @property
     def n_slots(self) -> int:
         return self.gru1.hidden_size + self.gru2.hidden_size
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
+        return {
+            "learning_rate": self.learning_rate,
+            "hidden_size": self.gru1.hidden_size,
+            "mlp_widths": self.mlp1.widths,
+            "clip": self.clip,
+            "eps": self.eps,
+            "chunk_size": self.chunk_size,
+        }
 
     def flops_per_parameter(self) -> int:
         """Matmul FLOPs per agent parameter and step (2 per weight entry)."""

@@ -22,44 +22,47 @@ from ._tuning import TUNABLE, LearningRateSearch
 CARTPOLE_ADAM_LR = 2.5e-4
 
 BASELINE_NAMES = ("adam", "rmsprop", "lion", "sgd")
+#: The sidecar of the format before `lorl_optim.save` (arrays only, plus this JSON with
+#: the class and constructor arguments); such files still load.
 SIDECAR_SUFFIX = ".json"
-_CLASSES: dict[str, type] = {
-    "Optim4RL": lo.Optim4RL,
-    "LinearOptim": lo.LinearOptim,
-    "L2LGD2": lo.L2LGD2,
-    "OPEN": lo.OPEN,
-}
 
 
 def save_optimizer(
     path: str | os.PathLike[str], optimizer: lo.AbstractLearnedOptimizer, **kwargs: Any
 ) -> pathlib.Path:
     """Save a learned optimizer so that `lorl evaluate PATH` and
-    [`lorl.evaluation.load_optimizer`][] can rebuild it.
-
-    Writes the meta-parameters (`lorl_optim.save_meta_parameters`) to `path` and, next to
-    it, `path + ".json"` with the class name and the constructor arguments.
+    [`lorl.evaluation.load_optimizer`][] can rebuild it: one self-describing file
+    (`lorl_optim.save`: registered class, constructor configuration, meta-parameters).
 
     **Arguments:**
 
-    - `path`: the meta-parameter file to write (conventionally `*.eqx`).
-    - `optimizer`: an `Optim4RL`, `LinearOptim`, `L2LGD2` or `OPEN`.
-    - `kwargs`: the constructor arguments `optimizer` was built with, except `key`
-      (e.g. `learning_rate=1e-2`).
+    - `path`: the file to write (conventionally `*.eqx`).
+    - `optimizer`: a learned optimizer of a registered class
+      (`lorl_optim.registered_optimizers()`).
+    - `kwargs`: constructor arguments to check against `optimizer.config()` (optional;
+      older callers passed them for the sidecar the previous format needed).
 
     **Returns:**
 
-    The path of the meta-parameter file.
+    The path of the file.
+
+    **Raises:**
+
+    [`lorl.runs.ConfigError`][] for an unregistered class or `kwargs` that disagree with
+    the optimizer's own configuration.
     """
-    path = pathlib.Path(path)
-    name = type(optimizer).__name__
-    if name not in _CLASSES:
-        raise ConfigError(f"cannot save a {name}; supported: {', '.join(_CLASSES)}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lo.save_meta_parameters(path, optimizer)
-    sidecar = {"class": name, "kwargs": kwargs}
-    path.with_name(path.name + SIDECAR_SUFFIX).write_text(json.dumps(sidecar, indent=1))
-    return path
+    try:
+        lo.optimizer_name(optimizer)
+    except KeyError:
+        names = ", ".join(sorted(lo.registered_optimizers()))
+        raise ConfigError(
+            f"cannot save a {type(optimizer).__name__}; registered: {names}"
+        ) from None
+    config = optimizer.config()
+    wrong = {k: v for k, v in kwargs.items() if k not in config or config[k] != v}
+    if wrong:
+        raise ConfigError(f"save_optimizer: {wrong} disagree with the optimizer's {config}")
+    return lo.save(path, optimizer)
 
 
 #: The file-name ending of an untrained initialisation an experiment saves beside its
@@ -67,11 +70,13 @@ def save_optimizer(
 INIT_SUFFIX = "-init.eqx"
 
 
+def _is_saved(path: pathlib.Path) -> bool:
+    return lo.is_saved_optimizer(path) or path.with_name(path.name + SIDECAR_SUFFIX).is_file()
+
+
 def _saved_files(folder: pathlib.Path) -> list[pathlib.Path]:
     return sorted(
-        p
-        for p in folder.rglob("*.eqx")
-        if p.with_name(p.name + SIDECAR_SUFFIX).is_file() and not p.name.endswith(INIT_SUFFIX)
+        p for p in folder.rglob("*.eqx") if _is_saved(p) and not p.name.endswith(INIT_SUFFIX)
     )
 
 
@@ -102,20 +107,23 @@ def load_optimizer(path: str | os.PathLike[str]) -> lo.AbstractLearnedOptimizer:
             listing = ", ".join(str(p) for p in found)
             raise ConfigError(f"{path} holds {len(found)} learned optimizers; pick one: {listing}")
         path = found[0]
+    if lo.is_saved_optimizer(path):
+        try:
+            return lo.load(path)
+        except KeyError as e:
+            raise ConfigError(f"{path}: {e.args[0]}") from None
+    # the previous format: arrays only, the class and constructor arguments in a sidecar
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
     if not path.is_file() or not sidecar.is_file():
         raise ConfigError(
-            f"{path} is not a saved learned optimizer (expected the file and {sidecar.name})"
+            f"{path} is not a saved learned optimizer (neither a lorl_optim.save file nor "
+            f"the previous format's file and {sidecar.name})"
         )
     meta = json.loads(sidecar.read_text())
-    cls = _CLASSES.get(meta.get("class", ""))
-    if cls is None:
-        raise ConfigError(f"{sidecar}: unknown optimizer class {meta.get('class')!r}")
-    kwargs = dict(meta.get("kwargs", {}))
-    for k, v in kwargs.items():
-        if isinstance(v, list):
-            kwargs[k] = tuple(v)
-    like = cls(**kwargs, key=jax.random.key(0))
+    try:
+        like = lo.build(meta.get("class", ""), dict(meta.get("kwargs", {})))
+    except KeyError as e:
+        raise ConfigError(f"{sidecar}: {e.args[0]}") from None
     return lo.load_meta_parameters(path, like)
 
 

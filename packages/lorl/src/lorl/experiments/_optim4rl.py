@@ -158,8 +158,7 @@ def _new_learned(kind: str, kwargs: Mapping[str, Any], seed: int) -> Any:
 
     import lorl_optim as lo
 
-    cls = {"optim4rl": lo.Optim4RL, "linear_optim": lo.LinearOptim, "l2lgd2": lo.L2LGD2}[kind]
-    return cls(**kwargs, key=jax.random.key(seed))
+    return lo.build(kind, dict(kwargs), key=jax.random.key(seed))
 
 
 def meta_train(
