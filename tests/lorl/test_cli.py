@@ -138,6 +138,7 @@ for args, code in (
     (["run", "open/gridwrld"], 2),
     (["run", "open/published", "evaluation.seed_group=x"], 2),
     (["list"], 0),
+    (["list", "--keys", "open/published"], 0),
     (["run", "--help"], 0),
 ):
     result = CliRunner().invoke(app, args)
@@ -159,3 +160,18 @@ def test_names_and_configs_are_checked_before_the_jax_stacks_load():
         [sys.executable, "-c", CHECK_NO_JAX], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_list_keys_shows_every_key_with_its_default_per_scale():
+    from typer.testing import CliRunner
+
+    from lorl._cli import app
+
+    out = CliRunner().invoke(app, ["list", "--keys", "optim4rl/pipeline-ablation"])
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert any(line.split()[:1] == ["key"] and "paper scale" in line for line in lines)
+    row = next(line.split() for line in lines if line.startswith("meta.units "))
+    assert row[1:] == ["64", "512"]  # cpu scale, then the paper's n = 512
+    bad = CliRunner().invoke(app, ["list", "--keys", "optim4rl/pipline-ablation"])
+    assert bad.exit_code == 2 and "Did you mean optim4rl/pipeline-ablation" in bad.output

@@ -89,11 +89,54 @@ def _guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise
 
 
+def _value_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "(empty)"
+    return (
+        "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    )
+
+
+def config_table(name: str) -> str:
+    """Every config key of experiment `name` with its default at each scale (what
+    `lorl list --keys NAME` prints)."""
+    from .experiments import get_experiment
+    from .runs import config_keys
+
+    exp = get_experiment(name)
+    configs = {scale: exp.config(scale) for scale in exp.scales}
+
+    def get(config: Any, key: str) -> Any:
+        for part in key.split("."):
+            config = getattr(config, part)
+        return config
+
+    keys = config_keys(configs["cpu"])
+    rows = [("key", *(f"{s} scale" for s in configs))]
+    rows += [(k, *(_value_text(get(c, k)) for c in configs.values())) for k in keys]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"{exp.name}: {exp.summary}", f"reproduces: {exp.reproduces}", ""]
+    lines += [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    lines += ["", f"override with key=value, e.g. lorl run {exp.name} {keys[0]}=..."]
+    return "\n".join(lines)
+
+
 @app.command("list")
-def list_experiments() -> None:
-    """List every experiment: name, what it reproduces, scales."""
+def list_experiments(
+    keys: Annotated[
+        str | None,
+        typer.Option("--keys", help="Show this experiment's config keys and their defaults."),
+    ] = None,
+) -> None:
+    """List every experiment: name, what it reproduces, scales (or, with --keys NAME, one
+    experiment's config keys with their defaults at each scale)."""
     from .experiments import experiments
 
+    if keys is not None:
+        _guard(lambda: typer.echo(config_table(keys)))
+        return
     rows = [(e.name, e.reproduces, ", ".join(e.scales), e.summary) for e in experiments()]
     width = max(len(r[0]) for r in rows)
     for name, reproduces, scales, summary in rows:
@@ -117,7 +160,8 @@ def run(
         str | None, typer.Option(help="Run folder name (default: timestamped).")
     ] = None,
 ) -> None:
-    """Run an experiment in a new self-describing run folder."""
+    """Run an experiment in a new self-describing run folder (`lorl list --keys NAME`
+    shows its config keys and their defaults at each scale)."""
     _guard(_start, experiment, scale, out, list(overrides or []), name)
 
 
