@@ -57,3 +57,33 @@ def test_sharded_vmap_gathers_on_request():
     assert gathered.sharding.is_fully_replicated
     assert {s.data.shape for s in gathered.addressable_shards} == {(8, 2)}
     np.testing.assert_array_equal(np.asarray(gathered), np.asarray(split))
+
+
+def test_es_generation_compiles_once_on_a_mesh(monkeypatch):
+    # The ES state starts replicated over the mesh, as the generation returns it, so
+    # generation 2 reuses generation 1's program: with validation only at the last of 3
+    # generations there are exactly two traces (validate False, then True), not three.
+    import dataclasses
+
+    import lorl_agents as la
+    import lorl_meta as lm
+    from lorl_meta import _es
+
+    from ._runs import ES_CONFIG, ES_PPO, Bandit, es_start, mesh_of
+
+    traces = []
+    fitness = _es.ESTrainer.population_fitness
+
+    def counted(self, *args, **kwargs):
+        traces.append(1)  # runs only while the generation is traced
+        return fitness(self, *args, **kwargs)
+
+    monkeypatch.setattr(_es.ESTrainer, "population_fitness", counted)
+    env = Bandit()
+    task = lm.ESTask("bandit", lm.ppo_fitness(la.PPO(ES_PPO), env), env.default_params)
+    config = dataclasses.replace(ES_CONFIG, n_generations=3, eval_every=3)
+    trainer = lm.ESTrainer(config, task, mesh=mesh_of(8))
+    state = trainer.init(es_start(), trainer.strategy(es_start()), key=jax.random.key(0))
+    assert len(state.es_state.mean.sharding.device_set) == 8  # replicated from the start
+    trainer.train(es_start(), seed=0, progress=False)
+    assert len(traces) == 2

@@ -440,7 +440,7 @@ class ESTrainer(eqx.Module):
         with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
             es_state = strategy.init(init_key, mean, strategy.default_params)
         es_state = jax.tree.map(_strong, es_state)
-        return ESState(
+        state = ESState(
             es_state,
             run_key,
             jnp.asarray(0, jnp.int32),
@@ -449,6 +449,10 @@ class ESTrainer(eqx.Module):
             jnp.asarray(es_state.mean),
             jnp.asarray(0, jnp.int32),
         )
+        # On a mesh the generation returns its state replicated over the devices; placed
+        # so from the start, generation 1 compiles the same program as the later ones
+        # (else it ran once for an unsharded state and compiled again for generation 2).
+        return state if self.batch_sharding is None else self.batch_sharding.replicate(state)
 
     def fingerprint(self, optimizer: Any, seed: int) -> dict[str, Any]:
         """What must match for a checkpoint to be resumed."""

@@ -37,6 +37,18 @@ class BatchSharding(eqx.Module):
         """The `NamedSharding` of an array whose leading axis is the batch axis."""
         return NamedSharding(self.mesh, PartitionSpec(self.axes))
 
+    def replicate(self, tree: PyTree) -> PyTree:
+        """`tree`'s arrays placed on every device of the mesh, replicated (how a jitted
+        step returns state without a batch axis; placing it so from the start keeps the
+        first step's input sharding equal to later steps', so it compiles once).
+        Multi-process meshes are left as they are (each process holds its own copy)."""
+        if jax.process_count() > 1:
+            return tree
+        replicated = NamedSharding(self.mesh, PartitionSpec())
+        return jax.tree.map(
+            lambda x: jax.device_put(x, replicated) if isinstance(x, jax.Array) else x, tree
+        )
+
     def constrain(self, tree: PyTree) -> PyTree:
         """`jax.lax.with_sharding_constraint` on every array leaf of `tree` (leading axis
         split, the rest replicated); non-array leaves are left alone."""
