@@ -34,6 +34,7 @@ import numpy as np
 import optax
 
 import lorl_agents as la
+import lorl_optim as lo
 
 OPEN_ADAM_REFERENCE = {  # OPEN paper, spec agents_and_meta.md section 4 (Adam returns)
     "Asterix-MinAtar": 15.04,
@@ -206,7 +207,8 @@ def summarise(name: str, final: np.ndarray, elapsed: float, first_bad, extra: di
 def part_cartpole(progress: Progress, steps: int, seeds: int, group: int | None) -> None:
     env, params = la.make_env("CartPole-v1")
     config = la.PPOConfig.cartpole(total_timesteps=steps)
-    opt = optax.adam(la.linear_annealing(2.5e-4, config), eps=1e-5)
+    lr = lo.baselines.linear_annealing(2.5e-4, config.optimizer_steps, config.steps_per_update)
+    opt = optax.adam(lr, eps=1e-5)
     agent = la.PPO(config)
     name = f"PPO+Adam CartPole-v1 {config.steps_per_run:.3g} steps"
     row = run_seeds(
@@ -226,7 +228,9 @@ def part_minatar(
     for game in games:
         env, params = la.make_env(game)
         config = la.PPOConfig.minatar(total_timesteps=steps)
-        opt = la.paper_adam(game, config)
+        opt = lo.baselines.adam(
+            game, total_steps=config.optimizer_steps, steps_per_update=config.steps_per_update
+        )
         agent = la.PPO(config)
         run_seeds(
             progress,

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 import lorl_agents as la
+import lorl_optim as lo
 
 
 def _compile(fn) -> float:
@@ -123,7 +124,9 @@ def main() -> None:
         "rollout only (env + policy forward)": rollout_only,
     }
 
-    adam = la.paper_adam("breakout", config)
+    adam = lo.baselines.adam(
+        "breakout", total_steps=config.optimizer_steps, steps_per_update=config.steps_per_update
+    )
 
     @eqx.filter_jit
     def ppo_adam(key):

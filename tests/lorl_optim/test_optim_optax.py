@@ -170,3 +170,29 @@ def test_has_nonfinite():
     assert bool(lo.has_nonfinite([jnp.zeros(2), jnp.array([jnp.nan])]))
     assert not bool(lo.has_nonfinite({}))
     assert bool(jax.jit(lo.has_nonfinite)({"x": jnp.array([0.0, jnp.nan])}))
+
+
+def test_tuned_adam_anneals_per_update_as_open_does():
+    # OPEN Table 4: breakout Adam lr 0.01, b1 0.9, b2 0.99, annealed; PureJaxRL's rule keeps
+    # the rate constant within an update (32 optimizer steps at MinAtar's 4 x 8).
+    assert baselines.ADAM["breakout"] == baselines.AdamPreset(0.01, 0.9, 0.99, True)
+    per_update, n_updates = 32, 1220
+    schedule = baselines.linear_annealing(0.01, per_update * n_updates, per_update)
+    np.testing.assert_allclose(schedule(jnp.asarray(per_update - 1)), 0.01)
+    np.testing.assert_allclose(
+        schedule(jnp.asarray(per_update * 10 + 5)), 0.01 * (1 - 10 / n_updates), rtol=1e-6
+    )
+    # steps_per_update=1 anneals at every step
+    every = baselines.linear_annealing(0.01, 100)
+    np.testing.assert_allclose(every(jnp.asarray(25)), 0.0075, rtol=1e-6)
+    # the same optimizer as the annealed preset, for every spelling of the game
+    for name in ("breakout", "Breakout-MinAtar"):
+        opt = baselines.adam(name, total_steps=per_update * n_updates, steps_per_update=per_update)
+        assert isinstance(opt, optax.GradientTransformation)
+    assert baselines.rmsprop("spaceinvaders", total_steps=64).init is not None
+    with pytest.raises(ValueError, match="No tuned Adam values for 'pong'"):
+        baselines.adam("pong", total_steps=10)
+    with pytest.raises(ValueError, match="steps_per_update"):
+        baselines.linear_annealing(0.01, 100, 0)
+    with pytest.raises(ValueError, match="total_steps"):
+        baselines.adam("breakout")

@@ -39,13 +39,6 @@ from ._networks import (
     lecun_normal_init as lecun_normal_init,
     orthogonal_init as orthogonal_init,
 )
-from ._optimizers import (
-    PAPER_ADAM as PAPER_ADAM,
-    PAPER_RMSPROP as PAPER_RMSPROP,
-    linear_annealing as linear_annealing,
-    paper_adam as paper_adam,
-    paper_rmsprop as paper_rmsprop,
-)
 from ._ppo import (
     PPO as PPO,
     PPOBatch as PPOBatch,

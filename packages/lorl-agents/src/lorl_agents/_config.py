@@ -105,6 +105,19 @@ class PPOConfig:
         """Environment steps actually taken: `n_updates * n_envs * n_steps`."""
         return self.n_updates * self.batch_size
 
+    @property
+    def steps_per_update(self) -> int:
+        """Optimizer steps per update, `n_epochs * n_minibatches`."""
+        return self.n_epochs * self.n_minibatches
+
+    @property
+    def optimizer_steps(self) -> int:
+        """Optimizer steps of a run, `n_updates * n_epochs * n_minibatches`: with
+        `steps_per_update`, what a learning-rate schedule over the run needs (e.g.
+        `lorl_optim.baselines.adam(env, total_steps=config.optimizer_steps,
+        steps_per_update=config.steps_per_update)`, OPEN's tuned Adam)."""
+        return self.n_updates * self.steps_per_update
+
     @classmethod
     def minatar(cls, **overrides) -> "PPOConfig":
         """OPEN Table 3, MinAtar column (breakout, asterix, freeway, space invaders)."""

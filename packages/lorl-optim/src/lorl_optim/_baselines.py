@@ -1,7 +1,9 @@
 """Hand-designed baselines (optax) with the papers' tuned hyperparameters."""
 
 import dataclasses
+from typing import Any
 
+import jax.numpy as jnp
 import optax
 
 # --------------------------------------------------------------------------- OPEN, C.2
@@ -75,47 +77,108 @@ OPTIM4RL_A2C_GRADIENT_CLIP = 1.0
 OPTIM4RL_A2C_AGENT_LR = {"small_dense_short": 1e-2, "big_dense_long": 3e-3}
 
 
-def _lr(learning_rate: float, anneal: bool, total_steps: int | None) -> optax.ScalarOrSchedule:
+#: Other spellings of the OPEN environments (gymnax names, OPEN's `spaceinvaders`).
+ENV_ALIASES = {
+    "Asterix-MinAtar": "asterix",
+    "Freeway-MinAtar": "freeway",
+    "Breakout-MinAtar": "breakout",
+    "SpaceInvaders-MinAtar": "space_invaders",
+    "spaceinvaders": "space_invaders",
+}
+
+
+def linear_annealing(
+    learning_rate: float, total_steps: int, steps_per_update: int = 1
+) -> optax.Schedule:
+    """The learning rate annealed linearly to 0 over a run, constant within an update:
+    `lr * (1 - (t // steps_per_update) / (total_steps // steps_per_update))` at optimizer
+    step `t` (PureJaxRL's rule, which the OPEN reference uses for its tuned baselines).
+
+    **Arguments:**
+
+    - `learning_rate`: the initial learning rate.
+    - `total_steps`: optimizer steps of the run (PPO: `updates * epochs * minibatches`).
+    - `steps_per_update`: optimizer steps per update (PPO: `epochs * minibatches`; `1`
+      anneals at every step).
+
+    **Returns:**
+
+    An optax schedule.
+
+    **Raises:**
+
+    `ValueError` unless `total_steps >= steps_per_update >= 1`.
+    """
+    if not (isinstance(steps_per_update, int) and steps_per_update >= 1):
+        raise ValueError(f"steps_per_update must be an integer >= 1, got {steps_per_update!r}")
+    if not (isinstance(total_steps, int) and total_steps >= steps_per_update):
+        raise ValueError(
+            "This preset anneals the learning rate linearly to 0 and needs `total_steps` (the "
+            f"run's optimizer steps, at least steps_per_update={steps_per_update}), got "
+            f"{total_steps!r}."
+        )
+    n_updates = total_steps // steps_per_update
+
+    def schedule(count: Any) -> Any:
+        done = (count // steps_per_update).astype(jnp.float32) / n_updates
+        return learning_rate * (1.0 - done)
+
+    return schedule
+
+
+def _lr(
+    learning_rate: float, anneal: bool, total_steps: int | None, steps_per_update: int
+) -> optax.ScalarOrSchedule:
     if not anneal:
         return learning_rate
-    if total_steps is None or total_steps < 1:
+    if total_steps is None:
         raise ValueError(
             "This preset anneals the learning rate linearly to 0 and needs `total_steps` "
-            f"(a positive number of optimizer steps), got {total_steps!r}."
+            "(a positive number of optimizer steps), got None."
         )
-    return optax.linear_schedule(learning_rate, 0.0, total_steps)
+    return linear_annealing(learning_rate, total_steps, steps_per_update)
 
 
 def _get(table: dict, env: str, optimizer: str) -> object:
-    if env not in table:
+    name = ENV_ALIASES.get(env, env)
+    if name not in table:
         raise ValueError(f"No tuned {optimizer} values for {env!r}; available: {', '.join(table)}.")
-    return table[env]
+    return table[name]
 
 
-def adam(env: str, *, total_steps: int | None = None) -> optax.GradientTransformation:
+def adam(
+    env: str, *, total_steps: int | None = None, steps_per_update: int = 1
+) -> optax.GradientTransformation:
     """Adam with OPEN's tuned values for `env` (Appendix C.2).
 
     **Arguments:**
 
-    - `env`: `asterix`, `freeway`, `breakout`, `space_invaders`, `ant` or `gridworld`.
-    - `total_steps`: optimizer steps to anneal over (required when the preset anneals).
+    - `env`: `asterix`, `freeway`, `breakout`, `space_invaders`, `ant` or `gridworld`
+      (or a gymnax MinAtar name, or `spaceinvaders`).
+    - `total_steps`: optimizer steps of the run (required when the preset anneals; PPO:
+      `config.optimizer_steps`).
+    - `steps_per_update`: optimizer steps per update, within which the learning rate stays
+      constant (PPO: `config.steps_per_update`; OPEN anneals per update).
 
     **Returns:**
 
-    An optax transformation.
+    An optax transformation (gradient clipping is the learner's, not included).
     """
     p = _get(ADAM, env, "Adam")
     assert isinstance(p, AdamPreset)
-    return optax.adam(_lr(p.learning_rate, p.anneal, total_steps), b1=p.b1, b2=p.b2)
+    lr = _lr(p.learning_rate, p.anneal, total_steps, steps_per_update)
+    return optax.adam(lr, b1=p.b1, b2=p.b2)
 
 
-def rmsprop(env: str, *, total_steps: int | None = None) -> optax.GradientTransformation:
+def rmsprop(
+    env: str, *, total_steps: int | None = None, steps_per_update: int = 1
+) -> optax.GradientTransformation:
     """RMSProp with OPEN's tuned values for `env` (Appendix C.2).
 
     **Arguments:**
 
     - `env`: `asterix`, `freeway`, `breakout`, `space_invaders` or `ant`.
-    - `total_steps`: optimizer steps to anneal over (required when the preset anneals).
+    - `total_steps`, `steps_per_update`: as for [`lorl_optim.baselines.adam`][].
 
     **Returns:**
 
@@ -123,16 +186,19 @@ def rmsprop(env: str, *, total_steps: int | None = None) -> optax.GradientTransf
     """
     p = _get(RMSPROP, env, "RMSProp")
     assert isinstance(p, RMSPropPreset)
-    return optax.rmsprop(_lr(p.learning_rate, p.anneal, total_steps), decay=p.decay)
+    lr = _lr(p.learning_rate, p.anneal, total_steps, steps_per_update)
+    return optax.rmsprop(lr, decay=p.decay)
 
 
-def lion(env: str, *, total_steps: int | None = None) -> optax.GradientTransformation:
+def lion(
+    env: str, *, total_steps: int | None = None, steps_per_update: int = 1
+) -> optax.GradientTransformation:
     """Lion with OPEN's tuned values for `env` (Appendix C.2).
 
     **Arguments:**
 
     - `env`: `asterix`, `freeway`, `breakout`, `space_invaders` or `ant`.
-    - `total_steps`: optimizer steps to anneal over (required when the preset anneals).
+    - `total_steps`, `steps_per_update`: as for [`lorl_optim.baselines.adam`][].
 
     **Returns:**
 
@@ -140,7 +206,8 @@ def lion(env: str, *, total_steps: int | None = None) -> optax.GradientTransform
     """
     p = _get(LION, env, "Lion")
     assert isinstance(p, LionPreset)
-    return optax.lion(_lr(p.learning_rate, p.anneal, total_steps), b1=p.b1, b2=p.b2)
+    lr = _lr(p.learning_rate, p.anneal, total_steps, steps_per_update)
+    return optax.lion(lr, b1=p.b1, b2=p.b2)
 
 
 def sgd(
@@ -158,7 +225,7 @@ def sgd(
 
     An optax transformation.
     """
-    return optax.sgd(_lr(learning_rate, anneal, total_steps))
+    return optax.sgd(_lr(learning_rate, anneal, total_steps, 1))
 
 
 def optim4rl_learning_rate(env: str) -> float:

@@ -5,6 +5,7 @@ VeLO, a baseline in both papers, is not provided: its weights are not obtainable
 
 from .._baselines import (
     ADAM as ADAM,
+    ENV_ALIASES as ENV_ALIASES,
     LION as LION,
     OPTIM4RL_A2C_AGENT_LR as OPTIM4RL_A2C_AGENT_LR,
     OPTIM4RL_A2C_GRADIENT_CLIP as OPTIM4RL_A2C_GRADIENT_CLIP,
@@ -15,6 +16,7 @@ from .._baselines import (
     LionPreset as LionPreset,
     RMSPropPreset as RMSPropPreset,
     adam as adam,
+    linear_annealing as linear_annealing,
     lion as lion,
     optim4rl_learning_rate as optim4rl_learning_rate,
     rmsprop as rmsprop,

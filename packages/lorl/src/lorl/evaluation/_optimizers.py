@@ -135,7 +135,10 @@ def _closest(name: str, options: list[str]) -> str:
 def _baseline(kind: str, spec: EnvSpec, config: Any) -> optax.GradientTransformation:
     """A tuned baseline (the OPEN paper's values) for one PPO environment."""
     if spec.name == "CartPole-v1" and kind == "adam":
-        return optax.adam(la.linear_annealing(CARTPOLE_ADAM_LR, config), eps=1e-5)
+        lr = lo.baselines.linear_annealing(
+            CARTPOLE_ADAM_LR, config.optimizer_steps, config.steps_per_update
+        )
+        return optax.adam(lr, eps=1e-5)
     tables: dict[str, Mapping[str, Any]] = {
         "adam": lo.baselines.ADAM,
         "rmsprop": lo.baselines.RMSPROP,
@@ -148,7 +151,13 @@ def _baseline(kind: str, spec: EnvSpec, config: Any) -> optax.GradientTransforma
             f"learning rate instead, e.g. '{kind}:3e-4'"
         )
     p = tables[kind][spec.preset]
-    lr = la.linear_annealing(p.learning_rate, config) if p.anneal else p.learning_rate
+    lr = (
+        lo.baselines.linear_annealing(
+            p.learning_rate, config.optimizer_steps, config.steps_per_update
+        )
+        if p.anneal
+        else p.learning_rate
+    )
     if kind == "adam":
         return optax.adam(lr, b1=p.b1, b2=p.b2)
     if kind == "rmsprop":

@@ -214,7 +214,8 @@ def _collect_ppo(run_dir: RunDir, c: DistributionsConfig) -> Any:
 
     name = "ppo"
     if not (run_dir.has_result(name) and (run_dir.path / "gradients" / f"{name}.npz").is_file()):
-        from lorl_agents import BRAX_ENVS, PPO, PPOConfig, make_env, paper_adam
+        from lorl_agents import BRAX_ENVS, PPO, PPOConfig, make_env
+        from lorl_optim.baselines import adam as tuned_adam
 
         from ..analysis import collect_rl_gradients
 
@@ -229,9 +230,17 @@ def _collect_ppo(run_dir: RunDir, c: DistributionsConfig) -> Any:
         cfg = PPOConfig.brax_ant(**sizes) if brax else PPOConfig.minatar(**sizes)
         # OPEN's tuned Adam for the task if it has one, else Ant's (Brax) / Breakout's.
         try:
-            opt = paper_adam(c.ppo_env.removeprefix("brax/"), cfg)
+            opt = tuned_adam(
+                c.ppo_env.removeprefix("brax/"),
+                total_steps=cfg.optimizer_steps,
+                steps_per_update=cfg.steps_per_update,
+            )
         except ValueError:
-            opt = paper_adam("ant" if brax else "breakout", cfg)
+            opt = tuned_adam(
+                "ant" if brax else "breakout",
+                total_steps=cfg.optimizer_steps,
+                steps_per_update=cfg.steps_per_update,
+            )
         sample, metrics = collect_rl_gradients(
             PPO(cfg),
             env,

@@ -328,11 +328,6 @@ def baseline(name: str, env: str, total_steps: int) -> Any:
     return fns[name](preset_key(env), total_steps=total_steps)
 
 
-def optimizer_steps(cfg: la.PPOConfig) -> int:
-    """Optimizer steps of one PPO run (the horizon of learning-rate annealing)."""
-    return cfg.n_updates * cfg.n_epochs * cfg.n_minibatches
-
-
 # --------------------------------------------------------------------------- ES stage
 
 
