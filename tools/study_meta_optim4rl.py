@@ -72,7 +72,7 @@ import lorl_meta as lm
 import lorl_optim as lo
 
 ENV = "small_dense_short"
-ADAM_GRID = (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)  # Optim4RL Appendix C.3
+ADAM_GRID = lo.baselines.OPTIM4RL_A2C_LR_GRID  # Optim4RL Appendix C.3
 AGENT_LR = 1e-2  # Optim4RL Appendix C.3, small_dense_short
 PARTS = ("gru1", "mlp1", "gru2", "mlp2")  # Optim4RL's four networks (Appendix A)
 PROBE_SNR = (0.0, 0.3, 1.0, 3.0)

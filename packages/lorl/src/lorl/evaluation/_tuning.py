@@ -6,11 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from lorl_optim.baselines import OPTIM4RL_A2C_LR_GRID
+
 from ..runs import ConfigError
 
 #: The agent learning-rate grid of the Optim4RL paper for Adam and RMSProp (Appendix C.3:
-#: "we pick the best agent learning rate from {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4}").
-OPTIM4RL_LR_GRID: tuple[float, ...] = (3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
+#: "we pick the best agent learning rate from {3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4}"); its
+#: one home is `lorl_optim.baselines.OPTIM4RL_A2C_LR_GRID`.
+OPTIM4RL_LR_GRID: tuple[float, ...] = OPTIM4RL_A2C_LR_GRID
 
 #: Tuning seeds per grid point: the OPEN paper's sweeps "evaluate performance over four
 #: seeds" (Appendix C.2); the Optim4RL paper does not say.
