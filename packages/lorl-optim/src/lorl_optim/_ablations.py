@@ -6,8 +6,10 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._base import check_learning_rate
 from ._nn import GRU, MLP, count_flops
 from ._optim4rl import DEFAULT_CHUNK, AbstractGradientOnlyOptimizer, process_gradient
 
@@ -26,14 +28,14 @@ class LinearOptim(AbstractGradientOnlyOptimizer):
 
     gru: GRU
     mlp: MLP
-    learning_rate: float = eqx.field(static=True)
+    learning_rate: float | optax.Schedule = eqx.field(static=True)
     clip: float = eqx.field(static=True)  # c = 1 (Optim4RL Algorithm 1)
     eps: float = eqx.field(static=True)  # 1e-18 (Optim4RL Algorithm 1)
     chunk_size: int = eqx.field(static=True, metadata={"speed_only": True})
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: float | optax.Schedule,
         *,
         hidden_size: int = 8,
         mlp_widths: tuple[int, ...] = (16, 16),
@@ -53,7 +55,7 @@ class LinearOptim(AbstractGradientOnlyOptimizer):
         k1, k2 = jax.random.split(key)
         self.gru = GRU.init(2, hidden_size, key=k1)
         self.mlp = MLP.init(hidden_size, mlp_widths, 2, layer_norm=False, key=k2)
-        self.learning_rate = learning_rate
+        self.learning_rate = check_learning_rate(learning_rate, type(self).__name__)
         self.clip = clip
         self.eps = 1e-18
         self.chunk_size = chunk_size
@@ -113,7 +115,7 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
 
     gru: GRU
     mlp: MLP
-    learning_rate: float = eqx.field(static=True)
+    learning_rate: float | optax.Schedule = eqx.field(static=True)
     clip: float = eqx.field(static=True)  # 1 (Optim4RL A2C setup)
     preprocess_p: float = eqx.field(static=True)  # p = 10 (Andrychowicz et al. 2016)
     eps: float = eqx.field(static=True)  # 1e-18 (Optim4RL Algorithm 1)
@@ -121,7 +123,7 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: float | optax.Schedule,
         *,
         hidden_size: int = 8,
         mlp_widths: tuple[int, ...] = (16, 16),
@@ -141,7 +143,7 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
         k1, k2 = jax.random.split(key)
         self.gru = GRU.init(2, hidden_size, key=k1)
         self.mlp = MLP.init(hidden_size, mlp_widths, 1, layer_norm=False, key=k2)
-        self.learning_rate = learning_rate
+        self.learning_rate = check_learning_rate(learning_rate, type(self).__name__)
         self.clip = clip
         self.preprocess_p = 10.0
         self.eps = 1e-18

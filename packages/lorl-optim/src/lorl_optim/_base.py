@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from ._layout import ParamLayout
 
@@ -32,11 +32,13 @@ class LearnedOptimizerState(eqx.Module):
     rows is the number of floats stored per agent parameter.
 
     `layout` (static) records the tree structure and leaf shapes captured by `init`;
-    `update` checks the gradients against it.
+    `update` checks the gradients against it. `count` is the number of steps taken, kept
+    only by an optimizer whose learning rate is a schedule (`None` otherwise).
     """
 
     slots: Float[Array, "slots n_params"]
     layout: ParamLayout = eqx.field(static=True)
+    count: Int[Array, ""] | None = None
 
 
 class AbstractLearnedOptimizer(eqx.Module):
@@ -141,6 +143,26 @@ class AbstractLearnedOptimizer(eqx.Module):
             return self.update(updates, state, params, **context)
 
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
+
+
+def check_learning_rate(learning_rate: Any, owner: str) -> float | optax.Schedule:
+    """`learning_rate` as an optimizer stores it: a positive Python float, or an optax
+    schedule (a callable of the step count, as optax's own optimizers accept).
+
+    **Raises:**
+
+    `ValueError` for anything else (a non-positive number, a string, an array).
+    """
+    if callable(learning_rate):
+        return learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float):
+        raise ValueError(
+            f"{owner}: learning_rate must be a positive float or an optax schedule (a "
+            f"callable of the step count), got {learning_rate!r}."
+        )
+    if not learning_rate > 0:
+        raise ValueError(f"{owner}: learning_rate must be > 0, got {learning_rate!r}.")
+    return float(learning_rate)
 
 
 def require(value: Any, name: str, owner: str, expected: str) -> Any:

@@ -7,10 +7,16 @@ from typing import Any, Literal, TypeVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from . import _fused
-from ._base import AbstractLearnedOptimizer, LearnedOptimizerState, check_state
+from ._base import (
+    AbstractLearnedOptimizer,
+    LearnedOptimizerState,
+    check_learning_rate,
+    check_state,
+)
 from ._fused import BACKENDS, fused_wanted, run_core
 from ._layout import ParamLayout
 from ._nn import GRU, MLP, column_map, count_flops
@@ -57,7 +63,7 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
     pass (`_columns`) over the flat gradient; every context keyword is ignored."""
 
     chunk_size: eqx.AbstractVar[int]
-    learning_rate: eqx.AbstractVar[float]
+    learning_rate: eqx.AbstractVar[float | optax.Schedule]
 
     @property
     @abc.abstractmethod
@@ -70,9 +76,16 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
     ) -> tuple[Float[Array, "s c"], Float[Array, "1 c"]]:
         """`(new state columns, delta_theta columns)` for a chunk of gradient columns."""
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether the learning rate is a schedule (then the state counts steps)."""
+        return callable(self.learning_rate)
+
     def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
         layout = ParamLayout.from_tree(params)
-        return LearnedOptimizerState(jnp.zeros((self.n_slots, layout.size), layout.dtype), layout)
+        slots = jnp.zeros((self.n_slots, layout.size), layout.dtype)
+        count = jnp.zeros((), jnp.int32) if self.scheduled else None
+        return LearnedOptimizerState(slots, layout, count)
 
     def update(
         self,
@@ -101,12 +114,20 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
         """
         state = check_state(state, type(self).__name__, self.n_slots)
         layout = state.layout
+        if self.scheduled and state.count is None:
+            raise ValueError(
+                f"{type(self).__name__}.update: this optimizer's learning rate is a schedule, "
+                "so its state must count steps; create the state with this optimizer's init."
+            )
         dtypes = [jnp.result_type(x) for x in layout.check(grads, "grads")]
         g = layout.ravel(grads, "grads").astype(layout.dtype)[None]
         backend = self._backend()
         use_fused = fused_wanted(backend, layout.dtype) and self._fused_supported()
+        # A schedule: every update is proportional to the learning rate, so the network
+        # runs at rate 1 and its update is scaled by the schedule at this step's count.
+        core = _replace_static(self, learning_rate=1.0) if self.scheduled else self
         slots, delta = run_core(
-            self,
+            core,
             {"g": g, "slots": state.slots},
             _xla_columns,
             _fused_columns,
@@ -114,9 +135,17 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
             backend,
             use_fused,
         )
-        return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)
+        if not self.scheduled:
+            return layout.unravel(delta[0], dtypes), LearnedOptimizerState(slots, layout)
+        assert state.count is not None and callable(self.learning_rate)
+        # optax's schedules mix Python floats with the int32 count: evaluate them under
+        # standard promotion even where the caller runs strict promotion
+        with jax.numpy_dtype_promotion("standard"):
+            rate = jnp.asarray(self.learning_rate(state.count), layout.dtype)
+        new_state = LearnedOptimizerState(slots, layout, state.count + 1)
+        return layout.unravel(delta[0] * rate, dtypes), new_state
 
-    def with_learning_rate(self: _M, learning_rate: float) -> _M:
+    def with_learning_rate(self: _M, learning_rate: float | optax.Schedule) -> _M:
         """A copy with another agent learning rate `alpha` (same meta-parameters).
 
         Optim4RL, LinearOptim and L2LGD2 scale their update by `alpha`; OPEN has no agent
@@ -124,17 +153,18 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
 
         **Arguments:**
 
-        - `learning_rate`: the new agent learning rate (a Python float; it is a static
-          field, so each value compiles its own program).
+        - `learning_rate`: the new agent learning rate: a positive Python float (a static
+          field, so each value compiles its own program) or an optax schedule (a callable
+          of the step count; the state then counts steps, so build it with the copy's
+          `init`).
 
         **Returns:**
 
         A copy whose updates are `learning_rate / self.learning_rate` times this one's
-        (networks and state layout unchanged).
+        (networks unchanged).
         """
-        if not isinstance(learning_rate, int | float) or not learning_rate > 0:
-            raise ValueError(f"learning_rate must be a positive float, got {learning_rate!r}.")
-        return _replace_static(self, learning_rate=float(learning_rate))  # pyright: ignore[reportReturnType]
+        learning_rate = check_learning_rate(learning_rate, type(self).__name__)
+        return _replace_static(self, learning_rate=learning_rate)  # pyright: ignore[reportReturnType]
 
     def _backend(self) -> str:
         """The speed-only backend choice ("xla" for optimizers without a fused kernel)."""
@@ -200,7 +230,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
     mlp1: MLP
     gru2: GRU
     mlp2: MLP
-    learning_rate: float = eqx.field(static=True)
+    learning_rate: float | optax.Schedule = eqx.field(static=True)
     clip: float = eqx.field(static=True)  # c = 1, Algorithm 1
     sign_bias: float = eqx.field(static=True)  # b = 1, Algorithm 1
     eps1: float = eqx.field(static=True)  # 1e-18, Algorithm 1
@@ -210,7 +240,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: float | optax.Schedule,
         *,
         hidden_size: int = 8,
         mlp_widths: tuple[int, ...] = (16, 16),
@@ -223,7 +253,9 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
 
         - `learning_rate`: the agent learning rate `alpha` (Optim4RL A2C gridworlds:
           1e-2 small_dense_short, 3e-3 big_dense_long, Appendix C.3; OPEN's MinAtar runs:
-          0.1 x the Adam learning rate, OPEN Appendix C.2; see `lorl_optim.baselines`).
+          0.1 x the Adam learning rate, OPEN Appendix C.2; see `lorl_optim.baselines`),
+          or an optax schedule of the step count (the state then counts steps; the
+          update is proportional to `alpha`, so it is scaled by the schedule's value).
         - `hidden_size`, `mlp_widths`: 8 and (16, 16) in the paper (Appendix A); OPEN's
           multi-task experiment doubles them (16, (32, 32); OPEN Appendix B.5).
         - `clip`: element-wise gradient clip `c` (1 in Algorithm 1; 0 disables).
@@ -237,7 +269,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
         self.mlp1 = MLP.init(hidden_size, mlp_widths, 2, layer_norm=False, key=k2)
         self.gru2 = GRU.init(1, hidden_size, key=k3)
         self.mlp2 = MLP.init(hidden_size, mlp_widths, 1, layer_norm=False, key=k4)
-        self.learning_rate = learning_rate
+        self.learning_rate = check_learning_rate(learning_rate, "Optim4RL")
         self.clip = clip
         self.sign_bias = 1.0
         self.eps1 = 1e-18

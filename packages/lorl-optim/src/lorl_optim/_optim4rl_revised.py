@@ -6,8 +6,10 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._base import check_learning_rate
 from ._nn import GRU, MLP, count_flops
 from ._optim4rl import DEFAULT_CHUNK, AbstractGradientOnlyOptimizer
 
@@ -51,14 +53,14 @@ class Optim4RLRevised(AbstractGradientOnlyOptimizer):
     mlp1: MLP
     gru2: GRU
     mlp2: MLP
-    learning_rate: float = eqx.field(static=True)
+    learning_rate: float | optax.Schedule = eqx.field(static=True)
     clip: float = eqx.field(static=True)  # c = 1, reference configs (grad_clip 1)
     eps: float = eqx.field(static=True)  # 1e-8, reference `Optim4RL.eps`
     chunk_size: int = eqx.field(static=True, metadata={"speed_only": True})
 
     def __init__(
         self,
-        learning_rate: float,
+        learning_rate: float | optax.Schedule,
         *,
         hidden_size: int = 8,
         mlp_widths: tuple[int, ...] = (),
@@ -85,8 +87,7 @@ class Optim4RLRevised(AbstractGradientOnlyOptimizer):
         `ValueError` for a non-positive `learning_rate`, `hidden_size` or `eps`, or a
         negative `clip`.
         """
-        if not isinstance(learning_rate, int | float) or not learning_rate > 0:
-            raise ValueError(f"learning_rate must be a positive float, got {learning_rate!r}.")
+        learning_rate = check_learning_rate(learning_rate, "Optim4RLRevised")
         if not isinstance(hidden_size, int) or hidden_size < 1:
             raise ValueError(f"hidden_size must be an integer >= 1, got {hidden_size!r}.")
         if not clip >= 0:
@@ -98,7 +99,7 @@ class Optim4RLRevised(AbstractGradientOnlyOptimizer):
         self.mlp1 = MLP.init(hidden_size, tuple(mlp_widths), 1, layer_norm=False, key=k2)
         self.gru2 = GRU.init(1, hidden_size, key=k3)
         self.mlp2 = MLP.init(hidden_size, tuple(mlp_widths), 1, layer_norm=False, key=k4)
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = learning_rate
         self.clip = float(clip)
         self.eps = float(eps)
         self.chunk_size = chunk_size

@@ -128,8 +128,15 @@ def save(path: str | os.PathLike[str], optimizer: AbstractLearnedOptimizer) -> p
     **Raises:**
 
     `KeyError` for an unregistered class; `ValueError` for non-finite meta-parameters
-    (a diverged meta-training must not be saved as if it were an optimizer).
+    (a diverged meta-training must not be saved as if it were an optimizer) or a
+    learning-rate schedule (code, not data).
     """
+    if callable(getattr(optimizer, "learning_rate", None)):
+        raise ValueError(
+            "a learning-rate schedule (a Python callable) cannot be saved; save the optimizer "
+            "with a float learning rate and apply the schedule after loading "
+            "(optimizer.with_learning_rate(schedule))"
+        )
     for leaf in jax.tree.leaves(eqx.filter(optimizer, eqx.is_array)):
         if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError("the optimizer's meta-parameters contain NaN or inf; not saved")
