@@ -182,6 +182,18 @@ def test_ppo_on_cartpole():
     assert np.all(r.final_returns > 1.0) and np.all(r.final_returns < 200.0)
 
 
+def test_regularised_optimizer_names_train():
+    # `+wd=` / `+l2=` wrap any optimizer name with lorl_optim.regularised (here a huge
+    # decay, so the decayed run differs from the plain one)
+    small = {"n_envs": 4, "n_steps": 32, "n_minibatches": 2, "n_epochs": 1}
+    kw = {"seeds": 1, "timesteps": 4 * 32 * 6, "agent_overrides": small}
+    plain = ev.evaluate("adam:1e-3", "cartpole", **kw)
+    decayed = ev.evaluate("adam:1e-3+wd=0.5", "cartpole", **kw)
+    assert decayed.optimizer == "adam (lr 0.001) + weight_decay 0.5"
+    assert np.all(np.isfinite(decayed.returns[:, -1]))
+    assert not np.array_equal(plain.returns, decayed.returns)
+
+
 @pytest.mark.parametrize(
     ("optimizer", "env", "match"),
     [
@@ -193,6 +205,10 @@ def test_ppo_on_cartpole():
         ("lion", "CartPole-v1", "no tuned lion"),
         ("adam:x", "breakout", "not a learning rate"),
         ("/no/such/file.eqx", "breakout", "unknown optimizer"),
+        ("adam+xx=1", "breakout", "unknown regulariser 'xx'"),
+        ("adam+wd=abc", "breakout", "not a number"),
+        ("adam+l2=-1", "breakout", "l2 must be >= 0"),
+        ("adam:tuned+l2=1e-3", "breakout", "needs a fixed learning rate"),
     ],
 )
 def test_bad_names_fail_before_compute(optimizer, env, match):

@@ -37,6 +37,7 @@ from ._registry import (
     registered_optimizers as registered_optimizers,
     save as save,
 )
+from ._regularise import regularised as regularised
 from ._weights import (
     load_meta_parameters as load_meta_parameters,
     load_open as load_open,

@@ -175,6 +175,38 @@ def _with_lr(kind: str, lr: "float | jax.Array") -> optax.GradientTransformation
     }[kind](lr)
 
 
+#: Regularisation suffixes of an optimizer name: `+l2=C` (L2 on the gradients) and
+#: `+wd=D` (decoupled weight decay), see `lorl_optim.regularised`.
+REGULARISERS = {"l2": "l2", "wd": "weight_decay"}
+
+
+def _regularised(text: str, spec: EnvSpec, config: Any) -> tuple[Any, str]:
+    """`NAME+l2=C+wd=D`: the optimizer `NAME` wrapped by `lorl_optim.regularised`."""
+    base, *mods = (part.strip() for part in text.strip().split("+"))
+    kwargs: dict[str, float] = {}
+    for mod in mods:
+        key, _, value = mod.partition("=")
+        if key not in REGULARISERS:
+            raise ConfigError(
+                f"{text!r}: unknown regulariser {key!r}; use +l2=<c> (L2 on the gradients) "
+                "or +wd=<d> (decoupled weight decay)"
+            )
+        try:
+            kwargs[REGULARISERS[key]] = float(value)
+        except ValueError:
+            raise ConfigError(f"{text!r}: {value!r} is not a number") from None
+        if not kwargs[REGULARISERS[key]] >= 0:
+            raise ConfigError(f"{text!r}: {key} must be >= 0")
+    opt, label = resolve_optimizer(base, spec, config)
+    if isinstance(opt, LearningRateSearch):
+        raise ConfigError(
+            f"{text!r}: a regularised baseline needs a fixed learning rate (the grid search "
+            f"tunes the plain one), e.g. '{opt.kind}:3e-4+{mods[0]}'"
+        )
+    suffix = ", ".join(f"{k} {v:g}" for k, v in kwargs.items())
+    return lo.regularised(opt, **kwargs), f"{label} + {suffix}"
+
+
 def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, str]:
     """The optimizer object and its label for one environment (no compute).
 
@@ -183,8 +215,9 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
     - `optimizer`: a name (`"adam"`, `"rmsprop"`, `"lion"`: the papers' tuned baselines for
       the environment; `"adam:tuned"` etc.: a learning-rate grid search; `"adam:3e-4"`
       etc.: that constant learning rate; `"open:<name>"`: a published OPEN optimizer; a
-      path: a saved learned optimizer), a learned optimizer module, or an optax
-      transformation.
+      path: a saved learned optimizer; any of these followed by `+l2=C` and/or `+wd=D`:
+      with L2 regularisation / decoupled weight decay, `lorl_optim.regularised`), a
+      learned optimizer module, or an optax transformation.
     - `spec`: the environment.
     - `config`: the agent configuration (its schedule length anneals the presets).
 
@@ -205,6 +238,8 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
             f"optimizer must be a name, a path, a lorl_optim learned optimizer or an optax "
             f"transformation; got {type(optimizer).__name__}"
         )
+    if "+" in optimizer and not os.path.exists(optimizer.strip()):
+        return _regularised(optimizer, spec, config)
     text = optimizer.strip()
     kind, _, arg = text.partition(":")
     kind = kind.lower()
