@@ -236,3 +236,15 @@ def test_default_agents_follow_the_papers():
     assert spec.name == "Breakout-MinAtar" and (c.n_envs, c.n_steps) == (64, 128)  # OPEN T3
     spec, c = ev.agent_config_for("rand_dense")
     assert spec.family == "levels" and (c.n_envs, c.width) == (1024, 16)  # OPEN Table 3
+
+
+def test_optax_actor_critic_clip_matches_the_agents_own():
+    # lorl_optim's optax transformation and lorl_agents' learner helper are written apart
+    # (the packages do not import each other); they must clip alike
+    grads = {"a": jnp.asarray([3.0, -4.0]), "c": jnp.asarray([[0.1, 2.0]]), "d": jnp.ones(3)}
+    mask = {"a": True, "c": False, "d": False}
+    ours, _ = la.clip_by_group_norm(grads, mask, 0.5, True)
+    tx = lo.clip_by_actor_critic_norm(0.5)
+    theirs, _ = tx.update(grads, tx.init(grads), actor_mask=mask)
+    for x, y in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6)

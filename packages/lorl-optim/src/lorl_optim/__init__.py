@@ -12,6 +12,7 @@ from ._base import (
     LearnedOptimizerState as LearnedOptimizerState,
     has_nonfinite as has_nonfinite,
 )
+from ._clip import clip_by_actor_critic_norm as clip_by_actor_critic_norm
 from ._context import open_proportions as open_proportions
 from ._fused import (
     FusedKernelWarning as FusedKernelWarning,

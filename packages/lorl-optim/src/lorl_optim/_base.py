@@ -50,8 +50,10 @@ class AbstractLearnedOptimizer(eqx.Module):
     Context keyword arguments of `update` (each optimizer uses what it needs and ignores
     the rest; a missing required one raises `ValueError`):
 
-    - `dormancy`: pytree like the parameters; each leaf broadcasts to the parameter leaf
-      (shape `(out,)` for a kernel `(in, out)` and its bias: the downstream neuron's score).
+    - `dormancy`: pytree like the parameters; each leaf broadcastable to its parameter
+      leaf, holding each weight's downstream neuron's score: `(out,)` for a flax kernel
+      `(in, out)`, `(out, 1)` for an Equinox weight `(out, in)`, `(out,)` for a bias
+      (lorl's own agents pass the full parameter shape).
     - `training_proportion`, `batch_proportion`: scalars in `[0, 1]`.
     - `layer_proportions`: pytree like the parameters, a scalar (or broadcastable array)
       per leaf.

@@ -196,9 +196,10 @@ class OPEN(AbstractLearnedOptimizer):
     with `a1 = a2 = a3 = 0.001` (Appendix B.4). **Sign convention:** `update` returns
     `-u`, the optax update to *add*.
 
-    `g` is expected after the agent's own gradient clipping (OPEN's PPO clips the global
-    norm to 0.5, actor and critic separately): chain e.g. `optax.clip_by_global_norm`
-    before OPEN if you need it.
+    `g` is expected after the agent's own gradient clipping: OPEN's reference PPO clips
+    the global norm of the actor's and of the critic's gradients to 0.5 separately, which
+    is `lorl_optim.clip_by_actor_critic_norm(0.5)` chained before OPEN (it reads the same
+    `actor_mask`); lorl's PPO does it itself.
 
     Variants (all static configuration):
 
