@@ -13,7 +13,15 @@ from ._base import (
     has_nonfinite as has_nonfinite,
 )
 from ._clip import clip_by_actor_critic_norm as clip_by_actor_critic_norm
-from ._context import open_proportions as open_proportions
+from ._context import (
+    DORMANCY_EPS as DORMANCY_EPS,
+    OPENProportionsState as OPENProportionsState,
+    apply_gradients as apply_gradients,
+    neuron_scores as neuron_scores,
+    open_context as open_context,
+    open_proportions as open_proportions,
+    with_open_proportions as with_open_proportions,
+)
 from ._fused import (
     FusedKernelWarning as FusedKernelWarning,
     available as fused_kernel_available,
