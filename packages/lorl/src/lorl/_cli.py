@@ -222,11 +222,17 @@ def evaluate(
     out: Annotated[
         pathlib.Path, typer.Option(help="Parent folder of the run folder.")
     ] = pathlib.Path("runs"),
+    store: Annotated[
+        pathlib.Path | None,
+        typer.Option(help="Result-store folder: runs it holds are reused, new ones added."),
+    ] = None,
 ) -> None:
     """Evaluate an optimizer against baselines on environments, in a run folder."""
     items = [f"optimizer={optimizer}", f"envs={','.join(env)}", f"seeds={seeds}"]
     items += [f"timesteps={timesteps}", f"n_envs={n_envs}"]
     items += [f"baselines={','.join(baseline or ['adam'])}"]
+    if store is not None:
+        items += [f"store={store.resolve()}"]
     _guard(_start, "evaluate", "cpu", out, items)
 
 

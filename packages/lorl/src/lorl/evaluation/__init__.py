@@ -32,6 +32,11 @@ from ._optimizers import (
     resolve_optimizer as resolve_optimizer,
     save_optimizer as save_optimizer,
 )
+from ._store import (
+    ResultStore as ResultStore,
+    evaluate_with_store as evaluate_with_store,
+    optimizer_identity as optimizer_identity,
+)
 from ._tuning import (
     DEFAULT_TUNING_SEEDS as DEFAULT_TUNING_SEEDS,
     OPTIM4RL_LR_GRID as OPTIM4RL_LR_GRID,

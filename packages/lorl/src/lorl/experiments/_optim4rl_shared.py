@@ -149,23 +149,26 @@ def evaluate_stage(
     agent_overrides: Mapping[str, Any] | None = None,
     label: str | None = None,
     on_nonfinite: Literal["raise", "record"] = "record",
+    store: str | None = None,
 ) -> Any:
-    """One `lorl.evaluation.evaluate` call as a cached stage; returns its
-    `lorl.evaluation.EvaluationResult`."""
-    from ..evaluation import EvaluationResult, evaluate
+    """One `lorl.evaluation.evaluate` call as a cached stage (through a
+    `lorl.evaluation.ResultStore` folder if `store` is given: only the seeds it lacks are
+    trained); returns its `lorl.evaluation.EvaluationResult`."""
+    from ..evaluation import EvaluationResult, evaluate, evaluate_with_store
 
     def compute() -> dict[str, Any]:
-        return evaluate(
-            optimizer,
-            env,
-            seeds=seeds,
-            timesteps=timesteps,
-            agent=agent,
-            agent_overrides=agent_overrides,
-            label=label,
-            on_nonfinite=on_nonfinite,
-            progress=True,
-        ).to_dict()
+        kwargs = {
+            "seeds": seeds,
+            "timesteps": timesteps,
+            "agent": agent,
+            "agent_overrides": agent_overrides,
+            "label": label,
+            "on_nonfinite": on_nonfinite,
+            "progress": True,
+        }
+        if store is not None:
+            return evaluate_with_store(store, optimizer, env, **kwargs).to_dict()
+        return evaluate(optimizer, env, **kwargs).to_dict()
 
     return EvaluationResult.from_dict(run_dir.stage(stage, compute))
 

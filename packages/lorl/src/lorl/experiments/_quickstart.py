@@ -252,6 +252,8 @@ class EvaluateConfig:
     - `timesteps`: steps per run (`0`: the paper's budget for the environment).
     - `n_envs`: parallel environments per run (`0`: the paper's).
     - `baselines`: optimizers evaluated beside it (default: the tuned Adam).
+    - `store`: a result-store folder (`lorl.evaluation.ResultStore`): runs it holds are
+      reused, the others computed and added (`None`: no store).
     """
 
     optimizer: str = "open:breakout"
@@ -261,6 +263,7 @@ class EvaluateConfig:
     timesteps: int = 0
     n_envs: int = 0
     baselines: tuple[str, ...] = ("adam",)
+    store: str | None = None
 
     def __post_init__(self):
         if self.seeds < 1:
@@ -284,6 +287,7 @@ def _run_evaluate(config: EvaluateConfig, run_dir: RunDir) -> dict[str, Any]:
             seeds=seeds,
             timesteps=config.timesteps or None,
             agent_overrides={"n_envs": config.n_envs} if config.n_envs else None,
+            store=config.store,
         )
         out["evaluation"].setdefault(r.env, {})[r.optimizer] = r.to_dict()
     return out
