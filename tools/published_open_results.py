@@ -275,6 +275,13 @@ def main() -> None:
         default=None,
         help="write data/, img/ and the page here instead of docs/",
     )
+    p.add_argument(
+        "--store",
+        type=pathlib.Path,
+        default=None,
+        help="also add every collected run to this result store (lorl evaluate --store, "
+        "study/comparison store=...), under the optimizer's name",
+    )
     args = p.parse_args()
     if args.out is not None:
         global DATA, PAGE, IMG
@@ -282,6 +289,14 @@ def main() -> None:
     for path in collect(args.run, args.curve_stride):
         print(path)
     write_page(args.min_seeds)
+    if args.store is not None:
+        from lorl.evaluation import ResultStore
+
+        store = ResultStore(args.store)
+        for env_results in _load().values():
+            for name, result in env_results.items():
+                store.add(f"name:{name}", result)
+        print(f"{len(store)} runs in the store {args.store}")
     print(PAGE)
 
 
