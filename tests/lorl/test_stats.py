@@ -290,3 +290,22 @@ def test_interval():
     assert interval.to_dict() == {"point": 1.5, "low": 1.0, "high": 2.0}
     with pytest.raises(TypeError):
         stats.Interval("1", 0.0, 2.0)  # pyright: ignore[reportArgumentType]
+
+
+def test_collapse_detection():
+    from lorl import stats
+
+    t = np.arange(20, dtype=np.float64)
+    rises = -10 + t  # -10 -> 9, never falls
+    falls = np.concatenate([-10 + 2 * t[:10], np.full(10, -4.0)])  # peak 8, gain 18, ends at -4
+    dips_and_recovers = np.concatenate([t[:10], np.full(5, 1.0), np.full(5, 9.0)])
+    mild = np.concatenate([t[:10], np.full(10, 6.0)])  # peak 9, gain 9, keeps 6: lost 1/3
+    curves = np.stack([rises, falls, dips_and_recovers, mild])
+    assert stats.collapsed(curves).tolist() == [False, True, False, False]
+    assert stats.collapsed(curves, drop=0.3).tolist() == [False, True, False, True]
+    with_nan = falls.copy()
+    with_nan[::3] = np.nan  # updates without a finished episode are skipped
+    assert stats.collapsed(with_nan).tolist() == [True]
+    assert stats.collapsed(np.zeros((2, 3))).tolist() == [False, False]  # too short
+    with pytest.raises(stats.ScoreError, match="drop"):
+        stats.collapsed(curves, drop=0.0)

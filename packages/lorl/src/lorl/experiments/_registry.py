@@ -115,4 +115,4 @@ def _load_catalogue() -> None:
     # The catalogue modules register on import; importing them lazily keeps `import lorl`
     # light and lets them import the registry without a cycle.
     from . import _analyses, _open, _optim4rl, _quickstart  # noqa: F401
-    from .study import _comparison, _sensitivity  # noqa: F401
+    from .study import _collapse, _comparison, _sensitivity  # noqa: F401

@@ -12,6 +12,7 @@ from ._aggregate import (
     check_scores as check_scores,
     probability_of_improvement as probability_of_improvement,
 )
+from ._collapse import collapsed as collapsed
 from ._errors import ScoreError as ScoreError
 from ._interval import Interval as Interval
 from ._normalise import normalise as normalise
