@@ -262,3 +262,19 @@ def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, 
     assert list(run_dir.plots_dir.glob("*.png"))
     for stage in results.get("es", {}):
         assert (run_dir.path / "optimizers" / f"es-{stage}.eqx").is_file()
+
+
+def test_multi_task_accepts_ant_beside_the_minatar_games():
+    # the comparative study's discrete + continuous multi-task run (003): each
+    # environment keeps its own PPO column of OPEN Table 3
+    exp = ex.get_experiment("open/multi-task")
+    config = runs.apply_overrides(
+        exp.config("paper"), ["envs=asterix,breakout,freeway,space_invaders,ant"]
+    )
+    try:
+        exp.validate(config)  # pyright: ignore[reportOptionalCall]
+    except runs.ConfigError as e:
+        if importlib.util.find_spec("brax") is not None or "needs Brax" not in str(e):
+            raise
+    assert _open._base_agent("ant").n_envs == 2048  # OPEN Table 3, Ant
+    _bad("open/multi-task", ["envs=breakout,pong"], "allowed values are")

@@ -239,11 +239,14 @@ SINGLE_TASK = register(
 class MultiTaskConfig:
     """`open/multi-task` (OPEN Figure 3): the larger learned optimizers (F = 16, H = 32;
     Appendix B.5) meta-trained by ES on the four MinAtar games at once, each member on
-    every game, returns divided by Adam's before ranking.
+    every game, returns divided by Adam's before ranking. `ant` may join the games (the
+    comparative study's discrete + continuous multi-task run, `../shared/papers/003_*`):
+    every environment keeps its own PPO configuration (OPEN Table 3's column), network and
+    action distribution, and the fitness is the mean Adam-normalised return.
 
     **Fields:**
 
-    - `envs`: the games (Figure 3: all four).
+    - `envs`: the games (Figure 3: all four), optionally with `ant` (needs Brax).
     - `learned`: `open` and/or `no_features` (both larger; Optim4RL's per-game learning
       rates do not fit one multi-task optimizer here, so it is not offered).
     - `normalisers`: `"paper"` divides by Adam's returns of the OPEN reference (asterix
@@ -254,7 +257,7 @@ class MultiTaskConfig:
       multi-task column, 300 generations).
     """
 
-    envs: tuple[MinAtarEnv, ...] = oc.MINATAR
+    envs: tuple[SingleEnv, ...] = oc.MINATAR
     learned: tuple[str, ...] = ("open", "no_features")
     normalisers: Literal["paper", "measured"] = "paper"
     seed: int = 0
@@ -277,14 +280,19 @@ def _multi_cpu() -> MultiTaskConfig:
 def _multi_validate(cfg: MultiTaskConfig) -> None:
     _check_learned(cfg.learned, ("open", "no_features"))
     if not cfg.envs or len(set(cfg.envs)) != len(cfg.envs):
-        raise ConfigError(f"envs must be distinct MinAtar games, got {cfg.envs}")
+        raise ConfigError(f"envs must be distinct MinAtar games (and ant), got {cfg.envs}")
     for env in cfg.envs:
-        if env not in oc.MINATAR:
-            raise ConfigError(f"envs: {env!r} is not a MinAtar game ({', '.join(oc.MINATAR)})")
+        if env not in (*oc.MINATAR, "ant"):
+            raise ConfigError(
+                f"envs: {env!r} is not a MinAtar game ({', '.join(oc.MINATAR)}) or ant"
+            )
+    if "ant" in cfg.envs:
+        oc.require_brax()
     _check_common(cfg.es, "multi_task", cfg.evaluation)
     for kind in cfg.learned:
         cfg.es.resolve(kind, "multi_task", "multi_task")
-    cfg.agent.config(la.PPOConfig.minatar())
+    for env in cfg.envs:
+        cfg.agent.config(_base_agent(env))
     oc.check_baselines(cfg.evaluation.baselines, list(cfg.envs))
     if cfg.normalisers == "measured" and "adam" not in cfg.evaluation.baselines:
         raise ConfigError(
@@ -295,8 +303,8 @@ def _multi_validate(cfg: MultiTaskConfig) -> None:
 
 def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     _multi_validate(cfg)
-    agent = cfg.agent.config(la.PPOConfig.minatar())
-    ppo = la.PPO(agent)
+    # every environment its own PPO (OPEN Table 3's column, e.g. Ant's continuous actor)
+    agents = {e: cfg.agent.config(_base_agent(e)) for e in cfg.envs}
     envs = {e: _make_env(e) for e in cfg.envs}
     seeds = cfg.evaluation.seeds()
     evaluation: dict[str, Any] = {e: {} for e in cfg.envs}
@@ -310,7 +318,7 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
                 b,
                 e,
                 seeds=seeds,
-                agent=agent,
+                agent=agents[e],
                 label=b,
                 seed_group=cfg.evaluation.seed_group,
             )
@@ -323,7 +331,7 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
             # Adam's return can be 0 at a tiny budget: fall back to 1 (plain returns).
             normalisers[e] = mean if np.isfinite(mean) and mean > 1e-6 else 1.0
     tasks = [
-        lm.ESTask(e, lm.ppo_fitness(ppo, env), params, normaliser=normalisers[e])
+        lm.ESTask(e, lm.ppo_fitness(la.PPO(agents[e]), env), params, normaliser=normalisers[e])
         for e, (env, params) in envs.items()
     ]
     es: dict[str, Any] = {}
@@ -346,7 +354,7 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
                 opt,
                 e,
                 seeds=seeds,
-                agent=agent,
+                agent=agents[e],
                 label=kind,
                 seed_group=cfg.evaluation.seed_group,
             )
@@ -355,7 +363,8 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
         "evaluation": evaluation,
         "es_normalisers": normalisers,
         "paper_normalisers": {e: oc.ADAM_NORMALISERS[e] for e in cfg.envs},
-        "agent": agent,
+        "agent": agents[cfg.envs[0]],  # the MinAtar games share one (OPEN Table 3)
+        "agents": agents,  # per environment (Ant has its own column)
     }
 
 
@@ -375,7 +384,8 @@ def _multi_report(run_dir: RunDir) -> str:
     res = run_dir.load_results()
     evaluation = res["evaluation"]
     envs = list(evaluation)
-    out = oc.header(run_dir, "OPEN multi-task training (MinAtar)", "OPEN Figure 3")
+    title = "MinAtar" if set(envs) <= set(oc.MINATAR) else ", ".join(envs)
+    out = oc.header(run_dir, f"OPEN multi-task training ({title})", "OPEN Figure 3")
     out += ["## Meta-training (ES)", "", oc.es_table(res["es"])]
     out += [f"ES fitness normalisers (Adam's return per game): {res['es_normalisers']}", ""]
     out += ["## Adam-normalised final returns, pooled over games", ""]
