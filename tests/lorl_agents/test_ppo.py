@@ -1,5 +1,7 @@
 """PPO: learning on CartPole, optimizer context, vmapping, no re-tracing, clean errors."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -194,3 +196,21 @@ def test_ppo_vmapped_over_open_gridworld_levels():
     la.check_finite(results)
     assert results.network.actor[-1].out_features == 5  # OPEN gridworld: 5 actions
     assert results.metrics["total_loss"].shape == (2, config.n_updates)
+
+
+def test_update_statistics_by_hand_and_in_a_run():
+    g = {"a": jnp.asarray([3.0, 4.0]), "b": jnp.asarray([0.0])}
+    p = {"a": jnp.asarray([6.0, 8.0]), "b": jnp.asarray([0.0])}
+    stats = la.update_statistics(g, jax.tree.map(lambda x: -0.5 * x, g), p)
+    np.testing.assert_allclose(stats["update_grad_cosine"], 1.0, rtol=1e-6)  # SGD's direction
+    np.testing.assert_allclose(stats["update_param_ratio"], 2.5 / 10.0, rtol=1e-6)
+    ortho = la.update_statistics(g, {"a": jnp.asarray([4.0, -3.0]), "b": jnp.asarray([0.0])}, p)
+    np.testing.assert_allclose(ortho["update_grad_cosine"], 0.0, atol=1e-7)
+    # in PPO: SGD steps along the (clipped) negative gradient, so its cosine is 1
+    env, params = la.make_env("CartPole-v1")
+    config = dataclasses.replace(TINY, update_statistics=True)
+    result = la.PPO(config).train(env, params, optax.sgd(0.01), key=jax.random.key(0))
+    np.testing.assert_allclose(result.metrics["update_grad_cosine"], 1.0, rtol=1e-4)
+    assert np.all(np.asarray(result.metrics["update_param_ratio"]) > 0)
+    adam = la.PPO(config).train(env, params, optax.adam(1e-3), key=jax.random.key(0))
+    assert np.all(np.asarray(adam.metrics["update_grad_cosine"]) < 0.999)

@@ -49,3 +49,4 @@ from ._ppo import (
     ppo_loss as ppo_loss,
 )
 from ._returns import gae as gae, lambda_returns as lambda_returns
+from ._update_stats import update_statistics as update_statistics

@@ -31,6 +31,10 @@ class PPOConfig:
     - `clip_actions`: clip continuous actions to the action space (Brax).
     - `dormancy_tau`: threshold of the per-layer dormancy metric (`tau = 0`, OPEN
         Section 7.1).
+    - `update_statistics`: also record, per update, the cosine between each optimizer
+        update and the negative gradient and the update's size relative to the
+        parameters (`lorl_agents.update_statistics`; OPEN Appendix F's analyses). Off by
+        default: the training program is then unchanged.
     """
 
     n_envs: int = 64  # OPEN Table 3, MinAtar
@@ -54,6 +58,7 @@ class PPOConfig:
     normalize_reward: bool = False  # OPEN reference: Brax only
     clip_actions: bool = True  # continuous actions only
     dormancy_tau: float = 0.0  # OPEN Section 7.1: tau = 0 dormancy
+    update_statistics: bool = False  # analysis only (OPEN Appendix F); off: same program
 
     def __post_init__(self):
         for name in ("n_envs", "n_steps", "n_minibatches", "n_epochs", "width"):

@@ -32,6 +32,7 @@ from ._dormancy import dormant_fraction
 from ._envs import VecEnv, VecEnvState, action_spec, observation_shape
 from ._networks import PPONetwork
 from ._returns import gae
+from ._update_stats import update_statistics
 
 
 def normalize_advantages(advantages: Float[Array, " batch"]) -> Float[Array, " batch"]:
@@ -404,7 +405,9 @@ class PPO(eqx.Module):
 
         `(network, opt_state, opt_step, metrics)`; `metrics` holds the loss terms
         averaged over minibatches, `grad_norm`, `nonfinite` (any optimizer step produced
-        NaN/inf) and `dormancy` (per layer, last minibatch).
+        NaN/inf) and `dormancy` (per layer, last minibatch); with
+        `config.update_statistics`, also `update_grad_cosine` and `update_param_ratio`
+        averaged over the update's optimizer steps (`lorl_agents.update_statistics`).
         """
         cfg = self.config
         optimizer = as_optimizer(optimizer)
@@ -435,10 +438,15 @@ class PPO(eqx.Module):
                 cfg.n_epochs - 1, 1
             )
             activations = aux.pop("activations")
+            before = eqx.filter(network, eqx.is_inexact_array)
             network, opt_state, finite = optimizer_step(
                 optimizer, network, opt_state, grads, activations, layer_props, actor_mask,
                 train_prop, batch_prop, key=opt_key,
             )  # fmt: skip
+            if cfg.update_statistics:  # OPEN Appendix F's behaviour analyses
+                after = eqx.filter(network, eqx.is_inexact_array)
+                updates = jax.tree.map(jnp.subtract, after, before)
+                aux.update(update_statistics(grads, updates, before))
             aux["grad_norm"] = grad_norm
             aux["nonfinite"] = jnp.logical_not(finite)
             dormancy = jnp.stack([dormant_fraction(a, cfg.dormancy_tau) for a in activations])

@@ -115,4 +115,5 @@ def _load_catalogue() -> None:
     # The catalogue modules register on import; importing them lazily keeps `import lorl`
     # light and lets them import the registry without a cycle.
     from . import _analyses, _open, _optim4rl, _quickstart  # noqa: F401
+    from .analysis import _open_behaviour  # noqa: F401
     from .study import _collapse, _comparison, _sensitivity  # noqa: F401

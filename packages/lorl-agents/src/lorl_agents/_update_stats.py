@@ -1,0 +1,39 @@
+"""What an optimizer's update does, relative to the gradient and the parameters (the
+behaviour analyses of OPEN's Appendix F): cheap scalars computed inside a jitted run."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PyTree
+
+
+def _flat(tree: PyTree[Array]) -> Float[Array, " n"]:
+    leaves = [jnp.ravel(x).astype(jnp.float32) for x in jax.tree.leaves(tree)]
+    return jnp.concatenate(leaves) if leaves else jnp.zeros((0,), jnp.float32)
+
+
+def update_statistics(
+    grads: PyTree[Array], updates: PyTree[Array], params: PyTree[Array]
+) -> dict[str, Float[Array, ""]]:
+    """Alignment and size of one optimizer update.
+
+    - `update_grad_cosine`: the cosine similarity between the update and the negative
+      gradient, over all parameters (1: a step straight down the gradient, as SGD takes;
+      0: orthogonal, e.g. mostly noise);
+    - `update_param_ratio`: `|update| / |params|` (global Euclidean norms; how far one
+      step moves the parameters relative to their size).
+
+    **Arguments:**
+
+    - `grads`, `updates`, `params`: trees of the same structure (the updates are what is
+      added to the parameters).
+
+    **Returns:**
+
+    The two scalars (0 where a norm is 0).
+    """
+    g, u, p = _flat(grads), _flat(updates), _flat(params)
+    tiny = jnp.asarray(1e-30, jnp.float32)
+    nu, ng, np_ = jnp.linalg.norm(u), jnp.linalg.norm(g), jnp.linalg.norm(p)
+    cosine = jnp.where((nu > 0) & (ng > 0), -jnp.dot(u, g) / jnp.maximum(nu * ng, tiny), 0.0)
+    ratio = jnp.where(np_ > 0, nu / jnp.maximum(np_, tiny), 0.0)
+    return {"update_grad_cosine": cosine, "update_param_ratio": ratio}

@@ -1,0 +1,1 @@
+"""Analyses of what the optimizers do (OPEN Appendix F), as experiments."""
