@@ -133,3 +133,22 @@ def test_registry_suggests_names():
         ex.Experiment(
             name="x", summary="", reproduces="", scales={}, run=exp.run, report=exp.report
         )
+
+
+def test_every_module_that_defines_experiments_is_in_the_catalogue():
+    # registering by import side effect: a module missing from the catalogue would drop
+    # its experiments silently. Load the catalogue, then import every module of the
+    # package: nothing new may register, and every experiment's code lies in a listed module.
+    import importlib
+    import pkgutil
+
+    from lorl import experiments as ex
+    from lorl.experiments import _registry
+
+    before = {e.name for e in ex.experiments()}  # loads the catalogue
+    for info in pkgutil.walk_packages(ex.__path__, prefix=""):
+        importlib.import_module(f"lorl.experiments.{info.name}")
+    assert set(_registry._REGISTRY) == before, set(_registry._REGISTRY) - before
+    modules = {e.run.__module__.removeprefix("lorl.experiments.") for e in ex.experiments()}
+    assert modules <= set(_registry.CATALOGUE), modules - set(_registry.CATALOGUE)
+    assert len(before) >= 20

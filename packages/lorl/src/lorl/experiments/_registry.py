@@ -111,9 +111,26 @@ def experiments() -> list[Experiment]:
     return [_REGISTRY[n] for n in sorted(_REGISTRY)]
 
 
+#: Every module of `lorl.experiments` that defines experiments, in `lorl list`'s source
+#: order. A module left out here would silently drop its experiments: a test walks the
+#: package and fails on any module that defines an `Experiment` and is not listed.
+CATALOGUE = (
+    "_optim4rl",
+    "_optim4rl_brax",
+    "_open",
+    "_analyses",
+    "_quickstart",
+    "analysis._open_behaviour",
+    "study._comparison",
+    "study._sensitivity",
+    "study._collapse",
+)
+
+
 def _load_catalogue() -> None:
     # The catalogue modules register on import; importing them lazily keeps `import lorl`
     # light and lets them import the registry without a cycle.
-    from . import _analyses, _open, _optim4rl, _quickstart  # noqa: F401
-    from .analysis import _open_behaviour  # noqa: F401
-    from .study import _collapse, _comparison, _sensitivity  # noqa: F401
+    import importlib
+
+    for module in CATALOGUE:
+        importlib.import_module(f"{__package__}.{module}")
