@@ -144,7 +144,7 @@ def test_with_open_proportions_counts_like_open_proportions():
         _, state = tx.update({"w": jnp.ones(2)}, state)
     expected = [lo.open_proportions(t, n_minibatches=2, n_epochs=2, n_updates=3) for t in range(12)]
     np.testing.assert_allclose(seen, [(float(a), float(b)) for a, b in expected])
-    assert int(state.count) == 12
+    assert int(state.steps) == 12
 
 
 def test_open_context_matches_lorls_own_network():

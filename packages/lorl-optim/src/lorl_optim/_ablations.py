@@ -84,7 +84,7 @@ class LinearOptim(AbstractGradientOnlyOptimizer):
         g, g_sign, g_log = process_gradient(g, self.clip, self.eps)
         h = self.gru(jnp.concatenate([g_sign, g_log], axis=0), h)
         o = self.mlp(h)
-        return h, -self.learning_rate * (o[0:1] * g + o[1:2])
+        return h, -self._fixed_rate * (o[0:1] * g + o[1:2])
 
 
 def l2l_preprocess(
@@ -174,4 +174,4 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
         first, second = l2l_preprocess(g, self.preprocess_p, self.eps)
         h = self.gru(jnp.concatenate([first, second], axis=0), h)
         o = self.mlp(h)
-        return h, -self.learning_rate * jnp.exp(o) * g
+        return h, -self._fixed_rate * jnp.exp(o) * g

@@ -1,7 +1,7 @@
 """The abstract learned-optimizer interface, its state, and the optax adapter."""
 
 import abc
-from typing import Any
+from typing import Any, cast
 
 import equinox as eqx
 import jax
@@ -156,7 +156,7 @@ def check_learning_rate(learning_rate: Any, owner: str) -> float | optax.Schedul
     `ValueError` for anything else (a non-positive number, a string, an array).
     """
     if callable(learning_rate):
-        return learning_rate
+        return cast(optax.Schedule, learning_rate)
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float):
         raise ValueError(
             f"{owner}: learning_rate must be a positive float or an optax schedule (a "

@@ -181,10 +181,11 @@ def open_context(
 
 
 class OPENProportionsState(NamedTuple):
-    """State of `with_open_proportions`: the inner optimizer's state and the step count."""
+    """State of `with_open_proportions`: the inner optimizer's state and the optimizer
+    steps taken so far."""
 
     inner: Any
-    count: Int[Array, ""]
+    steps: Int[Array, ""]
 
 
 def with_open_proportions(
@@ -220,12 +221,12 @@ def with_open_proportions(
         updates: Any, state: OPENProportionsState, params: Any = None, **extra: Any
     ) -> tuple[Any, OPENProportionsState]:
         tp, bp = open_proportions(
-            state.count, n_minibatches=n_minibatches, n_epochs=n_epochs, n_updates=n_updates
+            state.steps, n_minibatches=n_minibatches, n_epochs=n_epochs, n_updates=n_updates
         )
         extra.setdefault("training_proportion", tp)
         extra.setdefault("batch_proportion", bp)
         updates, new_inner = inner.update(updates, state.inner, params, **extra)
-        return updates, OPENProportionsState(new_inner, state.count + 1)
+        return updates, OPENProportionsState(new_inner, state.steps + 1)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 

@@ -77,6 +77,15 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
         """`(new state columns, delta_theta columns)` for a chunk of gradient columns."""
 
     @property
+    def _fixed_rate(self) -> float:
+        """The learning rate as a number: the network's computations see only that (a
+        scheduled optimizer runs them on a copy at rate 1 and scales the update)."""
+        lr = self.learning_rate
+        if callable(lr):
+            raise TypeError("a scheduled learning rate reached the network (internal error)")
+        return lr
+
+    @property
     def scheduled(self) -> bool:
         """Whether the learning rate is a schedule (then the state counts steps)."""
         return callable(self.learning_rate)
@@ -332,7 +341,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
             _fused.pack_optim4rl(self),
             hidden=self.gru1.hidden_size,
             widths=widths,
-            learning_rate=self.learning_rate,
+            learning_rate=self._fixed_rate,
             clip=self.clip,
             sign_bias=self.sign_bias,
             eps1=self.eps1,
@@ -354,5 +363,5 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
         m = g_sign * m_sign * jnp.exp(o[1:2])
         h2 = self.gru2(2.0 * g_log, h[f1:])
         v = jnp.exp(self.mlp2(h2))
-        delta = -self.learning_rate * m / jnp.sqrt(v + self.eps2)
+        delta = -self._fixed_rate * m / jnp.sqrt(v + self.eps2)
         return jnp.concatenate([h1, h2], axis=0), delta

@@ -134,5 +134,5 @@ class Optim4RLRevised(AbstractGradientOnlyOptimizer):
         m = jnp.sign(g) * jnp.exp(self.mlp1(h1))
         h2 = self.gru2(g * g, h[f1:])
         rsqrt_v = jax.lax.rsqrt(jnp.exp(self.mlp2(h2)) + self.eps)
-        delta = -self.learning_rate * m * rsqrt_v
+        delta = -self._fixed_rate * m * rsqrt_v
         return jnp.concatenate([h1, h2], axis=0), delta

@@ -190,7 +190,8 @@ def build(name: str, config: dict[str, Any], *, key: Any = None) -> AbstractLear
     The optimizer.
     """
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
-    return optimizer_class(name)(**kwargs, key=jax.random.key(0) if key is None else key)
+    cls: Any = optimizer_class(name)  # every registered class takes a keyword-only key
+    return cls(**kwargs, key=jax.random.key(0) if key is None else key)
 
 
 def load(path: str | os.PathLike[str]) -> AbstractLearnedOptimizer:

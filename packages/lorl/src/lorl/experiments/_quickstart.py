@@ -94,8 +94,9 @@ def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]
     # the untrained initialisation is the control: meta-training helped only if the
     # meta-trained optimizer beats it
     learned = {"optim4rl": optimizer_file(run_dir, meta)}
-    if init_file(run_dir, meta) is not None:
-        learned["optim4rl-init"] = init_file(run_dir, meta)
+    init = init_file(run_dir, meta)
+    if init is not None:
+        learned["optim4rl-init"] = init
     labels = {"optim4rl": "Optim4RL (meta-trained here)", "optim4rl-init": QUICKSTART_INIT}
     for name in (*learned, *config.eval.baselines):
         opt = learned.get(name, name)

@@ -5,7 +5,7 @@ import pathlib
 from collections.abc import Sequence
 
 import numpy as np
-from numpy.typing import ArrayLike
+from jaxtyping import ArrayLike
 
 from ..runs import ConfigError
 from ._common import new_figure, output_path

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from numpy.typing import ArrayLike
+from jaxtyping import ArrayLike
 
 from ..runs import ConfigError
 from ..stats import check_scores

@@ -1,8 +1,7 @@
 """Policy collapse: a run whose return falls far from its best and stays there."""
 
 import numpy as np
-from jaxtyping import Bool
-from numpy.typing import ArrayLike
+from jaxtyping import ArrayLike, Bool
 
 from ._errors import ScoreError
 

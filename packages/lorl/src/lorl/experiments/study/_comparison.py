@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -191,7 +191,7 @@ def aggregate_section(run_dir: RunDir, evaluation: dict[str, dict[str, Any]]) ->
     adam_mean = np.asarray([np.nanmean(full["adam"][e]) for e in envs])
     raw = {k: np.stack([v[e][:n] for e in envs], axis=1) for k, v in full.items()}
     finite = {k: v for k, v in raw.items() if np.all(np.isfinite(v))}
-    norm = stats.normalise(finite, adam_mean)
+    norm = cast(dict[str, np.ndarray], stats.normalise(finite, adam_mean))
     aggs = stats.aggregate(norm, metrics=("iqm", "mean", "optimality_gap"), seed=0)
     out = [
         "## Aggregate over environments",
