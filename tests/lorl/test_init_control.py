@@ -3,6 +3,8 @@ stage saves the optimizer it starts from before training, and both run layouts (
 vs baselines; with vs without pipeline training) evaluate it beside the meta-trained one.
 Meta-training and evaluation are stubbed: what is checked is what gets evaluated."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -51,15 +53,20 @@ def test_meta_stage_with_a_saved_optimizer_has_no_control(tmp_path):
     assert stored["init_path"] is None and stored["optimizer_path"] == "given.eqx"
 
 
-class _Evals:
-    """Records what an experiment evaluates: (stage, optimizer, env, label)."""
+@dataclasses.dataclass(frozen=True)
+class _Evals(shared.Evals):
+    """Records what an experiment evaluates, (stage, optimizer, env, label), instead of
+    training (an `Evals`, as the run layouts' type hints require)."""
 
-    def __init__(self):
-        self.calls = []
+    calls: list = dataclasses.field(default_factory=list)
 
-    def __call__(self, stage, optimizer, env, label=None):
+    def __call__(self, stage, optimizer, env, label=None, **extra):
         self.calls.append((stage, optimizer, env, label))
         return label or optimizer, {"final_returns": [0.0]}
+
+
+def _evals(run):
+    return _Evals(run, [0], 1, {})
 
 
 def _trained(run, with_init=True):
@@ -71,7 +78,8 @@ def _trained(run, with_init=True):
 
 
 def test_learned_vs_baselines_evaluates_each_init(tmp_path):
-    run, evals = _run_dir(tmp_path), _Evals()
+    run = _run_dir(tmp_path)
+    evals = _evals(run)
     out = shared.run_learned_vs_baselines(
         run, "small_dense_short", {"optim4rl": "Optim4RL", "l2lgd2": "L2LGD2"},
         _trained(run), evals, ["adam"],
@@ -89,7 +97,7 @@ def test_learned_vs_baselines_evaluates_each_init(tmp_path):
         str(run.path / "optimizers/meta-l2lgd2-init.eqx"),
     ]
     # a saved optimizer instead of meta-training: no control to evaluate
-    evals2 = _Evals()
+    evals2 = _evals(run)
     out2 = shared.run_learned_vs_baselines(
         _run_dir(tmp_path, "r2"), "small_dense_short", {"optim4rl": "Optim4RL"},
         _trained(run, with_init=False), evals2, [],
@@ -98,7 +106,8 @@ def test_learned_vs_baselines_evaluates_each_init(tmp_path):
 
 
 def test_pipeline_ablation_evaluates_the_shared_init_once_per_env(tmp_path):
-    run, evals = _run_dir(tmp_path), _Evals()
+    run = _run_dir(tmp_path)
+    evals = _evals(run)
     out = shared.run_pipeline_ablation(
         run, ["small_dense_short", "big_dense_long"], _trained(run), evals, []
     )
