@@ -163,7 +163,10 @@ def check_learning_rate(learning_rate: Any, owner: str) -> float | optax.Schedul
             f"callable of the step count), got {learning_rate!r}."
         )
     if not learning_rate > 0:
-        raise ValueError(f"{owner}: learning_rate must be > 0, got {learning_rate!r}.")
+        raise ValueError(
+            f"{owner}: learning_rate must be a positive float (or an optax schedule), got "
+            f"{learning_rate!r}."
+        )
     return float(learning_rate)
 
 
