@@ -14,6 +14,17 @@ from ._nn import GRU, MLP, count_flops
 from ._optim4rl import DEFAULT_CHUNK, AbstractGradientOnlyOptimizer, process_gradient
 
 
+def _one_gru_config(opt: Any) -> dict[str, Any]:
+    """The constructor arguments of a one-GRU ablation (LinearOptim, L2LGD2)."""
+    return {
+        "learning_rate": opt.learning_rate,
+        "hidden_size": opt.gru.hidden_size,
+        "mlp_widths": opt.mlp.widths,
+        "clip": opt.clip,
+        "chunk_size": opt.chunk_size,
+    }
+
+
 class LinearOptim(AbstractGradientOnlyOptimizer):
     """LinearOptim (Optim4RL paper, Section 6.1, Appendix C.3).
 
@@ -70,13 +81,7 @@ class LinearOptim(AbstractGradientOnlyOptimizer):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
-        return {
-            "learning_rate": self.learning_rate,
-            "hidden_size": self.gru.hidden_size,
-            "mlp_widths": self.mlp.widths,
-            "clip": self.clip,
-            "chunk_size": self.chunk_size,
-        }
+        return _one_gru_config(self)
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
@@ -159,13 +164,7 @@ class L2LGD2(AbstractGradientOnlyOptimizer):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
-        return {
-            "learning_rate": self.learning_rate,
-            "hidden_size": self.gru.hidden_size,
-            "mlp_widths": self.mlp.widths,
-            "clip": self.clip,
-            "chunk_size": self.chunk_size,
-        }
+        return _one_gru_config(self)
 
     def _columns(
         self, g: Float[Array, "1 c"], h: Float[Array, "s c"]
