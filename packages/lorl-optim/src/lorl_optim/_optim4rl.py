@@ -32,6 +32,18 @@ def _replace_static(module: _M, **fields: Any) -> _M:
     return new
 
 
+def two_gru_config(opt: Any) -> dict[str, Any]:
+    """The constructor arguments an Optim4RL-style optimizer (two GRUs, `gru1`/`mlp1`
+    first) shares with its revision: learning rate, sizes, clip and chunk."""
+    return {
+        "learning_rate": opt.learning_rate,
+        "hidden_size": opt.gru1.hidden_size,
+        "mlp_widths": opt.mlp1.widths,
+        "clip": opt.clip,
+        "chunk_size": opt.chunk_size,
+    }
+
+
 # Column chunk of the flat per-parameter computation (keeps intermediates in cache);
 # 8192 kept: 2048 was 0.89x the time at 1M parameters but 1.14x at 60k in an interleaved
 # A/B (tools/bench_optim_ab.py, docs/optim/benchmark.md), not a clear win.
@@ -294,14 +306,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
-        return {
-            "learning_rate": self.learning_rate,
-            "hidden_size": self.gru1.hidden_size,
-            "mlp_widths": self.mlp1.widths,
-            "clip": self.clip,
-            "chunk_size": self.chunk_size,
-            "backend": self.backend,
-        }
+        return {**two_gru_config(self), "backend": self.backend}
 
     def with_backend(self, backend: str) -> "Optim4RL":
         """A copy that computes with `backend` ("auto", "xla" or "fused"; speed only).

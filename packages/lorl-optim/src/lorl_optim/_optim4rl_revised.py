@@ -11,7 +11,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._base import check_learning_rate
 from ._nn import GRU, MLP, count_flops
-from ._optim4rl import DEFAULT_CHUNK, AbstractGradientOnlyOptimizer
+from ._optim4rl import DEFAULT_CHUNK, AbstractGradientOnlyOptimizer, two_gru_config
 
 # The reference file the equations, sizes and constants below were read from (read for
 # facts only; no code was taken from it).
@@ -110,14 +110,7 @@ class Optim4RLRevised(AbstractGradientOnlyOptimizer):
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments (all but `key`); see `AbstractLearnedOptimizer.config`."""
-        return {
-            "learning_rate": self.learning_rate,
-            "hidden_size": self.gru1.hidden_size,
-            "mlp_widths": self.mlp1.widths,
-            "clip": self.clip,
-            "eps": self.eps,
-            "chunk_size": self.chunk_size,
-        }
+        return {**two_gru_config(self), "eps": self.eps}
 
     def flops_per_parameter(self) -> int:
         """Matmul FLOPs per agent parameter and step (2 per weight entry)."""
