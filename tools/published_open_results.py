@@ -26,7 +26,8 @@ import numpy as np
 
 from lorl import plots, stats
 from lorl.evaluation import EvaluationResult
-from lorl.experiments._open import FIG2_PAPER, PUBLISHED_FOR
+from lorl.experiments.open._common import FIG2_PAPER, base_agent
+from lorl.experiments.open._published import PUBLISHED_FOR, PublishedConfig
 from lorl.runs import RunDir, to_jsonable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -83,11 +84,10 @@ def _records(run: RunDir) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
 def _agent(run: RunDir, env: str) -> dict[str, Any]:
     import dataclasses
 
-    from lorl.experiments import _open
     from lorl.runs import config_from_dict
 
-    cfg = config_from_dict(_open.PublishedConfig, run.config_dict)
-    return dataclasses.asdict(cfg.agent.config(_open._base_agent(env)))
+    cfg = config_from_dict(PublishedConfig, run.config_dict)
+    return dataclasses.asdict(cfg.agent.config(base_agent(env)))
 
 
 def collect(run_dirs: Sequence[pathlib.Path], stride: int) -> list[pathlib.Path]:

@@ -10,7 +10,7 @@ import pytest
 
 import lorl_meta as lm
 from lorl import experiments as ex, runs
-from lorl.experiments import _open
+from lorl.experiments.open import _common as open_common
 
 OPEN_NAMES = (
     "open/single-task",
@@ -65,7 +65,7 @@ def test_paper_scales_use_table7_and_table3():
     m = multi.es.resolve("open", "multi_task", "multi_task")
     assert (m.n_generations, m.sigma_decay, m.lr_decay) == (300, 0.998, 0.998)
     # Table 3: PPO on MinAtar, total steps rounded down to whole updates of 64 x 128.
-    agent = single.agent.config(_open._base_agent("breakout"))
+    agent = single.agent.config(open_common.base_agent("breakout"))
     assert (agent.n_envs, agent.n_steps, agent.n_minibatches, agent.n_epochs) == (64, 128, 8, 4)
     assert agent.total_timesteps == (10_000_000 // (64 * 128)) * 64 * 128
     abl = ex.get_experiment("open/feature-ablations").config("paper")
@@ -217,7 +217,8 @@ def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, 
     import types
 
     import lorl.evaluation as ev
-    from lorl.experiments import _open_common as oc
+
+    oc = open_common
 
     def fake_train(self, optimizer, *, seed, checkpoint_dir=None, log_dir=None, **kwargs):
         n = self.config.n_generations
@@ -276,5 +277,5 @@ def test_multi_task_accepts_ant_beside_the_minatar_games():
     except runs.ConfigError as e:
         if importlib.util.find_spec("brax") is not None or "needs Brax" not in str(e):
             raise
-    assert _open._base_agent("ant").n_envs == 2048  # OPEN Table 3, Ant
+    assert open_common.base_agent("ant").n_envs == 2048  # OPEN Table 3, Ant
     _bad("open/multi-task", ["envs=breakout,pong"], "allowed values are")

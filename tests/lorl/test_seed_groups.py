@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from lorl import experiments as ex, runs
-from lorl.experiments._open_common import concat_records, eval_record
 from lorl.experiments._quickstart import budget_banner
+from lorl.experiments.open._common import concat_records, eval_record
 
 # breakout only, one published optimizer, no baseline, 3 seeds in groups of 2: two
 # groups (10000-10001, 10002), 4 PPO updates of 8 x 16 steps each.

@@ -117,7 +117,12 @@ def experiments() -> list[Experiment]:
 CATALOGUE = (
     "_optim4rl",
     "_optim4rl_brax",
-    "_open",
+    "open._single_task",
+    "open._multi_task",
+    "open._gridworld",
+    "open._feature_ablations",
+    "open._deep_sea",
+    "open._published",
     "_analyses",
     "_quickstart",
     "analysis._open_behaviour",

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from ...runs import ConfigError, RunDir
-from .. import _open_common as oc
 from .._registry import Experiment, register
+from ..open import _common as oc
 
 METRICS = ("update_grad_cosine", "update_param_ratio")
 
@@ -55,7 +55,6 @@ def _cpu() -> BehaviourConfig:
 
 def _validate(cfg: BehaviourConfig) -> None:
     from ...evaluation import agent_config_for, resolve_optimizer
-    from .._open import _base_agent
 
     if cfg.env != "ant" and cfg.env not in oc.MINATAR:
         raise ConfigError(f"env must be ant or a MinAtar game, got {cfg.env!r}")
@@ -63,7 +62,7 @@ def _validate(cfg: BehaviourConfig) -> None:
         oc.require_brax()
     if not cfg.optimizers:
         raise ConfigError("optimizers: name at least one")
-    agent = cfg.agent.config(_base_agent(cfg.env))
+    agent = cfg.agent.config(oc.base_agent(cfg.env))
     spec, _ = agent_config_for(cfg.env, agent)
     for name in cfg.optimizers:
         resolve_optimizer(name, spec, agent)
@@ -102,10 +101,9 @@ def _train(
 
 def _run(cfg: BehaviourConfig, run_dir: RunDir) -> dict[str, Any]:
     from ...evaluation import agent_config_for, resolve_optimizer
-    from .._open import _base_agent
 
     _validate(cfg)
-    agent = cfg.agent.config(_base_agent(cfg.env))
+    agent = cfg.agent.config(oc.base_agent(cfg.env))
     spec, _ = agent_config_for(cfg.env, agent)
     seeds = list(range(cfg.seed, cfg.seed + cfg.n_seeds))
     runs: dict[str, Any] = {}

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from ...runs import ConfigError, RunDir
-from .. import _open_common as oc
 from .._optim4rl_shared import evaluate_stage, stage_name
 from .._registry import Experiment, register
+from ..open import _common as oc
 
 CLAIM = (
     "Standard Adam (beta1 = 0.9, beta2 = 0.999) often collapses on Ant; L2 regularisation "
@@ -77,8 +77,6 @@ def _cpu() -> CollapseConfig:
 def _validate(cfg: CollapseConfig) -> None:
     import lorl_optim as lo
 
-    from .._open import _base_agent
-
     if cfg.env != "ant" and cfg.env not in oc.MINATAR:
         raise ConfigError(
             f"env {cfg.env!r}: choose ant or a MinAtar game ({', '.join(oc.MINATAR)}), where "
@@ -89,7 +87,7 @@ def _validate(cfg: CollapseConfig) -> None:
         oc.require_brax()
     if cfg.optim4rl_path is not None and not pathlib.Path(cfg.optim4rl_path).exists():
         raise ConfigError(f"optim4rl_path {cfg.optim4rl_path!r} does not exist")
-    cfg.agent.config(_base_agent(cfg.env))
+    cfg.agent.config(oc.base_agent(cfg.env))
 
 
 def _optimizers(cfg: CollapseConfig, agent: Any) -> dict[str, Any]:
@@ -122,10 +120,9 @@ def _optimizers(cfg: CollapseConfig, agent: Any) -> dict[str, Any]:
 
 def _run(cfg: CollapseConfig, run_dir: RunDir) -> dict[str, Any]:
     from ... import stats
-    from .._open import _base_agent
 
     _validate(cfg)
-    agent = cfg.agent.config(_base_agent(cfg.env))
+    agent = cfg.agent.config(oc.base_agent(cfg.env))
     seeds = list(range(cfg.seed, cfg.seed + cfg.n_seeds))
     evaluation: dict[str, Any] = {}
     not_run: dict[str, str] = {}

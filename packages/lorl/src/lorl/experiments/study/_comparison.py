@@ -14,8 +14,8 @@ from typing import Any, cast
 import numpy as np
 
 from ...runs import ConfigError, RunDir
-from .. import _open_common as oc
 from .._registry import Experiment, register
+from ..open import _common as oc
 
 #: Optimizer names of the study: `open` is each environment's own published OPEN,
 #: `optim4rl` the saved optimizer of `optim4rl_path` at OPEN's agent learning rate for the
@@ -86,7 +86,6 @@ def _cpu() -> ComparisonConfig:
 
 
 def _validate(cfg: ComparisonConfig) -> None:
-    from .._open import _base_agent
 
     bad_envs = [e for e in cfg.envs if e not in ENVS]
     if bad_envs or not cfg.envs:
@@ -101,7 +100,7 @@ def _validate(cfg: ComparisonConfig) -> None:
     if "ant" in cfg.envs:
         oc.require_brax()
     for e in cfg.envs:
-        cfg.agent.config(_base_agent(e))
+        cfg.agent.config(oc.base_agent(e))
 
 
 def _plan(cfg: ComparisonConfig, env: str) -> dict[str, Any]:
@@ -109,7 +108,7 @@ def _plan(cfg: ComparisonConfig, env: str) -> dict[str, Any]:
     or a string starting with `"not run: "`."""
     import lorl_optim as lo
 
-    from .._open import PUBLISHED_FOR
+    from ..open._published import PUBLISHED_FOR
 
     tuned = {"adam": lo.baselines.ADAM, "rmsprop": lo.baselines.RMSPROP, "lion": lo.baselines.LION}
     plan: dict[str, Any] = {}
@@ -134,7 +133,6 @@ def _plan(cfg: ComparisonConfig, env: str) -> dict[str, Any]:
 
 def _run(cfg: ComparisonConfig, run_dir: RunDir) -> dict[str, Any]:
     from ...evaluation import evaluate_with_store
-    from .._open import _base_agent
 
     _validate(cfg)
     store = cfg.store or str(run_dir.path / "store")
@@ -144,7 +142,7 @@ def _run(cfg: ComparisonConfig, run_dir: RunDir) -> dict[str, Any]:
     not_run: dict[str, dict[str, str]] = {}
     agents: dict[str, Any] = {}
     for env in cfg.envs:
-        agent = cfg.agent.config(_base_agent(env))
+        agent = cfg.agent.config(oc.base_agent(env))
         agents[env] = dataclasses.asdict(agent)
         for label, opt in _plan(cfg, env).items():
             if isinstance(opt, str) and opt.startswith("not run: "):
