@@ -12,7 +12,7 @@ import pytest
 import lorl_optim as lo
 from lorl import experiments as ex, runs
 from lorl.evaluation import load_optimizer
-from lorl.experiments import _optim4rl_shared as shared
+from lorl.experiments.optim4rl import _common as shared
 
 
 class _Boom(RuntimeError):

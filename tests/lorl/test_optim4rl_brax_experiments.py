@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from lorl import experiments as ex, runs
 from lorl._cli import app
-from lorl.experiments import _optim4rl_brax as ob
+from lorl.experiments.optim4rl import _brax as ob
 
 NAMES = ("optim4rl/from-scratch-ant", "optim4rl/pipeline-ablation-brax")
 

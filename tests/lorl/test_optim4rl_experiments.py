@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from lorl import experiments as ex, runs
 from lorl._cli import app
-from lorl.experiments import _optim4rl as o4
+from lorl.experiments.optim4rl import _robustness as o4
 
 NAMES = (
     "optim4rl/from-scratch-small_dense_short",

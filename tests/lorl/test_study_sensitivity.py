@@ -63,7 +63,7 @@ def test_stubbed_run_and_report(tmp_path, monkeypatch):
             return label, {"final_returns": [base, base + 0.5, base + 1.0, base + 0.2]}
 
     monkeypatch.setattr(sens, "meta_train", fake_meta_train)
-    monkeypatch.setattr(sens, "_evals", lambda run_dir, ev: FakeEvals())
+    monkeypatch.setattr(sens, "make_evals", lambda run_dir, ev: FakeEvals())
     monkeypatch.setattr(
         sens, "load_optimizer_for_deploy", lambda path, lr: f"{path}@{lr}", raising=False
     )

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..runs import ConfigError, RunDir
-from ._optim4rl import PAPER_OPTIM4RL, EvalConfig, MetaConfig, _evals, meta_train
-from ._optim4rl_shared import (
+from ._registry import Experiment, register
+from .optim4rl._common import (
     INIT_LABEL,
     check_units,
     evaluate_stage,
@@ -18,7 +18,7 @@ from ._optim4rl_shared import (
     results_from,
     stage_name,
 )
-from ._registry import Experiment, register
+from .optim4rl._settings import PAPER_OPTIM4RL, EvalConfig, MetaConfig, make_evals, meta_train
 
 # ------------------------------------------------------------------------- quickstart
 
@@ -76,7 +76,7 @@ def _run_quickstart(config: QuickstartConfig, run_dir: RunDir) -> dict[str, Any]
     from tqdm.auto import tqdm
 
     phases: dict[str, float] = {}
-    evals = _evals(run_dir, config.eval)
+    evals = make_evals(run_dir, config.eval)
     out: dict[str, Any] = {"env": config.env, "open_env": config.open_env}
     bar = tqdm(total=5 + len(config.eval.baselines), desc="quickstart", unit="phase")
     out["meta"] = {

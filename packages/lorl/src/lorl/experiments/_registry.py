@@ -115,8 +115,11 @@ def experiments() -> list[Experiment]:
 #: order. A module left out here would silently drop its experiments: a test walks the
 #: package and fails on any module that defines an `Experiment` and is not listed.
 CATALOGUE = (
-    "_optim4rl",
-    "_optim4rl_brax",
+    "optim4rl._from_scratch",
+    "optim4rl._pipeline_ablation",
+    "optim4rl._generalisation",
+    "optim4rl._robustness",
+    "optim4rl._brax",
     "open._single_task",
     "open._multi_task",
     "open._gridworld",

@@ -9,7 +9,7 @@ through `lorl.evaluation`, then report IQM with 95% stratified bootstrap CIs
 (`lorl.stats`) and return curves (`lorl.plots`).
 """
 
-from .._optim4rl_shared import stage_name as stage_name  # one rule for stage names
+from ..optim4rl._common import stage_name as stage_name  # one rule for stage names
 from ._report import (
     ProgressFn as ProgressFn,
     curves_plot as curves_plot,

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..._lazy import lazy_module
 from ...runs import RunDir
-from .._optim4rl_shared import stage_name as stage_name  # one rule for stage names
+from ..optim4rl._common import stage_name
 
 if TYPE_CHECKING:
     import lorl_agents as la

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..._lazy import lazy_module
 from ...runs import ConfigError
-from .._optim4rl_shared import stage_name as stage_name  # one rule for stage names
 
 if TYPE_CHECKING:
     import lorl_agents as la

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..._lazy import lazy_module
 from ...runs import RunDir
-from .._optim4rl_shared import stage_name as stage_name  # one rule for stage names
 
 if TYPE_CHECKING:
     import jax

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from ...runs import ConfigError, RunDir
-from .._optim4rl import LPG, EvalConfig, MetaConfig, _evals, _validate_lpg, meta_train
-from .._optim4rl_shared import INIT_LABEL, check_units, init_file, optimizer_file
 from .._registry import Experiment, register
+from ..optim4rl._common import INIT_LABEL, check_units, init_file, optimizer_file
+from ..optim4rl._settings import LPG, EvalConfig, MetaConfig, make_evals, meta_train, validate_lpg
 
 #: Optim4RL Appendix C.3: "the meta learning rate from {3e-5, 1e-4, 3e-4, 1e-3}".
 PAPER_META_LRS = (3e-5, 1e-4, 3e-4, 1e-3)
@@ -90,7 +90,7 @@ def _paper() -> SensitivityConfig:
 
 
 def _validate(cfg: SensitivityConfig) -> None:
-    _validate_lpg([cfg.env])
+    validate_lpg([cfg.env])
     for m in cfg.reset_intervals:
         check_units(cfg.meta.units, m, cfg.meta.pipeline)
     if cfg.meta.optimizer_path is not None:
@@ -101,7 +101,7 @@ def _run(cfg: SensitivityConfig, run_dir: RunDir) -> dict[str, Any]:
     from ...evaluation import load_optimizer
 
     _validate(cfg)
-    evals = _evals(run_dir, cfg.eval)
+    evals = make_evals(run_dir, cfg.eval)
     out: dict[str, Any] = {"env": cfg.env, "cells": {}, "control": None}
     for meta_lr, m, big_m in cfg.cells():
         name = cell_name(meta_lr, m, big_m)

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from ..runs import ConfigError, RunDir
-from ._registry import Experiment
+from ...runs import ConfigError, RunDir
+from .._registry import Experiment
 
 # ------------------------------------------------------------------------ meta-training
 
@@ -52,8 +52,8 @@ def meta_stage(
         }
 
     def save_init() -> dict[str, Any]:
-        from ..evaluation import save_optimizer
-        from ..evaluation._optimizers import INIT_SUFFIX
+        from ...evaluation import save_optimizer
+        from ...evaluation._optimizers import INIT_SUFFIX
 
         # building a trainer compiles nothing; only its starting optimizer is kept
         _, optimizer, _, save_kwargs = build()
@@ -64,7 +64,7 @@ def meta_stage(
     init = run_dir.stage(f"{stage}-init", save_init)
 
     def compute() -> dict[str, Any]:
-        from ..evaluation import save_optimizer
+        from ...evaluation import save_optimizer
 
         start = time.perf_counter()
         trainer, optimizer, seed, save_kwargs = build()
@@ -116,7 +116,7 @@ def device_mesh() -> Any:
     """The local device mesh the trainers shard units over, `None` on one device."""
     import jax
 
-    from ..sharding import local_mesh
+    from ...sharding import local_mesh
 
     return local_mesh() if jax.device_count() > 1 else None
 
@@ -154,7 +154,7 @@ def evaluate_stage(
     """One `lorl.evaluation.evaluate` call as a cached stage (through a
     `lorl.evaluation.ResultStore` folder if `store` is given: only the seeds it lacks are
     trained); returns its `lorl.evaluation.EvaluationResult`."""
-    from ..evaluation import EvaluationResult, evaluate, evaluate_with_store
+    from ...evaluation import EvaluationResult, evaluate, evaluate_with_store
 
     def compute() -> dict[str, Any]:
         kwargs = {
@@ -332,14 +332,14 @@ def run_pipeline_ablation(
 
 def experiment_of(run_dir: RunDir) -> Experiment:
     """The registered experiment a run folder belongs to."""
-    from ._registry import get_experiment
+    from .._registry import get_experiment
 
     return get_experiment(run_dir.experiment)
 
 
 def results_from(stored: Mapping[str, Any]) -> dict[str, Any]:
     """Stored evaluations (label -> dict) back to `lorl.evaluation.EvaluationResult`s."""
-    from ..evaluation import EvaluationResult
+    from ...evaluation import EvaluationResult
 
     return {k: EvaluationResult.from_dict(v) for k, v in stored.items()}
 
@@ -413,7 +413,7 @@ def report(
 
     The report.
     """
-    from .._report import evaluation_section, header
+    from ..._report import evaluation_section, header
 
     exp = experiment_of(run_dir)
     md = header(run_dir, exp.summary, exp.reproduces, notes)
@@ -440,7 +440,7 @@ def check_units(units: int, reset_interval: int | None = None, pipeline: bool = 
     schedule (`units >= reset_interval`, Optim4RL Section 5.1)."""
     import jax
 
-    from ..sharding import check_divisible
+    from ...sharding import check_divisible
 
     if jax.device_count() > 1:
         check_divisible(units, "meta.units (training units)")

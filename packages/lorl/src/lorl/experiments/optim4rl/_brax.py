@@ -11,8 +11,9 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from ..runs import ConfigError, RunDir
-from ._optim4rl_shared import (
+from ...runs import ConfigError, RunDir
+from .._registry import Experiment, register
+from ._common import (
     Evals,
     check_brax_envs,
     check_units,
@@ -25,7 +26,6 @@ from ._optim4rl_shared import (
     seed_list,
     trainer_settings,
 )
-from ._registry import Experiment, register
 
 BraxTask = Literal["ant", "humanoid"]
 Activation = Literal["swish", "tanh", "relu"]
@@ -206,7 +206,7 @@ def _evals(run_dir: RunDir, ev: BraxEvalConfig, activation: str) -> Evals:
 
 
 def _validate_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalConfig) -> None:
-    from ..evaluation import require_brax
+    from ...evaluation import require_brax
 
     check_brax_envs(envs)
     if (ev.n_envs * 10) % ev.n_minibatches:
