@@ -1,19 +1,15 @@
 """Shared pieces of the experiments' Markdown reports: rliable-style tables of final
 returns, return-curve and interval plots, and tables of the papers' numbers beside ours."""
 
-import math
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ._format import fmt
 from .evaluation import EvaluationResult
 from .runs import RunDir
-
-
-def _fmt(x: float, digits: int = 2) -> str:
-    return "nan" if not math.isfinite(x) else f"{x:.{digits}f}"
 
 
 def mean_se(final_returns: Sequence[float] | np.ndarray) -> str:
@@ -23,7 +19,7 @@ def mean_se(final_returns: Sequence[float] | np.ndarray) -> str:
     if len(x) == 0:
         return "nan"
     se = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else 0.0
-    return f"{_fmt(float(np.mean(x)))} ± {_fmt(se)}"
+    return f"{fmt(float(np.mean(x)), 2)} ± {fmt(se, 2)}"
 
 
 def evaluation_section(
@@ -92,7 +88,7 @@ def evaluation_section(
     for k, r in results.items():
         if k in agg and "iqm" in agg[k]:
             iv = agg[k]["iqm"]
-            iqm = f"{_fmt(iv.point)} [{_fmt(iv.low)}, {_fmt(iv.high)}]"
+            iqm = f"{fmt(iv.point, 2)} [{fmt(iv.low, 2)}, {fmt(iv.high, 2)}]"
         else:
             iqm = "–"
         row = f"| {k} | {iqm} | {mean_se(r.final_returns)} | {r.seconds:.0f} |"

@@ -3,11 +3,11 @@ collected (Optim4RL Figure 1's setting), sample storage in the run folder, summa
 formatting."""
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
 
+from ..._format import fmt as shared_fmt
 from ...runs import RunDir
 
 
@@ -118,11 +118,8 @@ def stage_summary(sample: Any) -> dict[str, Any]:
 
 
 def fmt(x: Any, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
+    """The analyses' cells: `digits` significant digits (their scales vary)."""
+    return shared_fmt(x, digits, significant=True)
 
 
 def rel(run_dir: RunDir, path: Any) -> str:

@@ -3,13 +3,13 @@ return curves and interval plots (`lorl.plots`), ES tables."""
 
 from __future__ import annotations
 
-import math
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..._format import fmt as fmt
 from ..._lazy import lazy_module
 from ...runs import RunDir
 from ..optim4rl._common import stage_name
@@ -108,24 +108,12 @@ def es_table(es: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fmt(x: Any, precision: int = 3) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if math.isnan(value):
-        return "nan"
-    return f"{value:.{precision}f}"
-
-
 def header(run_dir: RunDir, title: str, reproduces: str) -> list[str]:
-    return [
-        f"# {title}",
-        "",
-        f"Reproduces: {reproduces}. Run `{run_dir.path.name}`, scale `{run_dir.scale}`, "
-        f"overrides `{' '.join(run_dir.manifest.get('overrides', [])) or '(none)'}`.",
-        "",
-    ]
+    """`lorl`'s report header (title, what it reproduces, scale, overrides, budget banner) as
+    lines, for reports built as a list of lines."""
+    from ..._report import header as report_header
+
+    return [*report_header(run_dir, title, reproduces).rstrip("\n").split("\n"), ""]
 
 
 def per_env_block(

@@ -260,14 +260,11 @@ def preset_key(env: str) -> str:
 
 
 def require_brax() -> None:
-    """[`lorl.runs.ConfigError`][] before compute if Brax (needed for Ant) is missing."""
-    import importlib.util
+    """[`lorl.runs.ConfigError`][] before compute if Brax (needed for Ant) is missing
+    (`lorl.evaluation.require_brax`)."""
+    from ...evaluation import require_brax as check
 
-    if importlib.util.find_spec("brax") is None:
-        raise ConfigError(
-            "Ant needs Brax, which is not installed. Install the optional extra: "
-            "pip install './packages/lorl[brax]' (or pip install 'lorl-agents[brax]')"
-        )
+    check("Ant")
 
 
 # --------------------------------------------------------------------------- optimizers
