@@ -20,7 +20,7 @@ Long runs survive a kill: `--seed-group k` trains k seeds per program and rewrit
 after each group; `--resume` continues from what `--out` holds (same part, steps, seeds).
 
     python tools/bench_agents_quality.py --part cartpole \
-        --out docs/agents/bench_quality_cartpole.json
+        --out docs/data/agents/bench_quality_cartpole.json
 """
 
 import argparse

@@ -15,7 +15,7 @@ for the learned optimizer also the median over rounds of its time / Adam's time 
 same round.
 
     python tools/bench_agents_speed.py --updates 20 --repeats 3 \
-        --out docs/agents/bench_speed.json
+        --out docs/data/agents/bench_speed.json
 
 `--old-rev REV` adds PPO + OPEN with the fused kernel of lorl_optim at git revision REV
 (imported side by side), so two kernels are compared in the same rounds.
@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--updates", type=int, default=20, help="PPO updates per timed run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="docs/agents/bench_speed.json")
+    parser.add_argument("--out", default="docs/data/agents/bench_speed.json")
     parser.add_argument(
         "--open-backends",
         default="xla,auto",

@@ -4,7 +4,7 @@ Each round runs the same command twice into one fresh cache folder (cold: the ca
 empty; warm: the first run filled it), interleaved over rounds, and checks that both runs
 give the same final returns. Prints a table and writes JSON:
 
-    python tools/bench_compile_cache.py --rounds 2 --out docs/lorl/data/bench_compile_cache.json
+    python tools/bench_compile_cache.py --rounds 2 --out docs/data/lorl/bench_compile_cache.json
 
 Pause other jobs while it runs (kill -STOP / -CONT): it measures wall time.
 """

@@ -16,7 +16,7 @@ each case's environment steps per second and the ratio of the learned optimizer'
 to Adam's on the same environment in the same process (a ratio is what carries to
 another machine). Stop other work first (`kill -STOP`), this is a timing.
 
-    python tools/bench_paper_cost.py --out docs/lorl/data/bench_paper_cost.json
+    python tools/bench_paper_cost.py --out docs/data/lorl/bench_paper_cost.json
     python tools/bench_paper_cost.py --cases all:open:gridworld,all:adam --updates 4,64
 """
 

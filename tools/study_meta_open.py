@@ -21,7 +21,7 @@ Steps:
    bar: OPEN's mean final return is inside tuned Adam's 95% bootstrap confidence interval
    of the mean, or above it.
 
-    python tools/study_meta_open.py --out docs/meta/study_open.json
+    python tools/study_meta_open.py --out docs/data/meta/study_open.json
 
 STATUS: run; results, timings and the load they ran under in docs/meta/studies.md (bar met:
 the ES mean beats tuned Adam's 95% CI on 32 fresh seeds).
@@ -78,7 +78,7 @@ def main() -> None:
     p.add_argument("--eval-seeds", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default="runs/study_meta_open")
-    p.add_argument("--out", default="docs/meta/study_open.json")
+    p.add_argument("--out", default="docs/data/meta/study_open.json")
     args = p.parse_args()
 
     env, params = lg.make(ENV)

@@ -37,10 +37,10 @@ lives 500 inner updates, the evaluation horizon, so pipeline training covers eve
 of an evaluation run.
 
     python tools/study_meta_optim4rl.py --optimizer paper --meta-seeds 3 --meta-steps 200 \
-        --run-dir runs/study_meta_optim4rl_hm2_paper --out docs/meta/study_optim4rl.json
+        --run-dir runs/study_meta_optim4rl_hm2_paper --out docs/data/meta/study_optim4rl.json
     python tools/study_meta_optim4rl.py --optimizer revised --meta-seeds 3 --meta-steps 200 \
         --run-dir runs/study_meta_optim4rl_hm2_revised \
-        --out docs/meta/study_optim4rl_revised.json
+        --out docs/data/meta/study_optim4rl_revised.json
 
 STATUS: bar NOT met by either version (results and diagnosis in docs/meta/studies.md):
 the selected pipeline checkpoint reaches 0.80 of tuned Adam for the paper version and
@@ -254,7 +254,7 @@ def main() -> None:
         "--skip-ablation", action="store_true", help="meta-train with pipeline training only"
     )
     p.add_argument("--run-dir", default="runs/study_meta_optim4rl")
-    p.add_argument("--out", default="docs/meta/study_optim4rl.json")
+    p.add_argument("--out", default="docs/data/meta/study_optim4rl.json")
     args = p.parse_args()
     if args.meta_steps % args.validate_every:
         raise SystemExit("--meta-steps must be a multiple of --validate-every")

@@ -30,10 +30,10 @@ Steps:
 4. Step-size probe of each, and each part's relative change from the initialisation.
 
     python tools/study_meta_optim4rl_es.py --run-dir runs/hm4_es \\
-        --out docs/meta/study_optim4rl_es.json
+        --out docs/data/meta/study_optim4rl_es.json
 
     python tools/study_meta_optim4rl_es.py --handbuilt --run-dir runs/hm4_handbuilt \\
-        --out docs/meta/study_optim4rl_es_handbuilt.json
+        --out docs/data/meta/study_optim4rl_es_handbuilt.json
 
 STATUS: run once (docs/meta/studies.md, "Whole-run objective by ES (diagnostic)"): 40
 generations reach 0.82 (selected) and 0.86 (last) of tuned Adam, initialisation 0.78,
@@ -260,7 +260,7 @@ def main() -> None:
         "(sign_momentum_optim4rl) instead",
     )
     p.add_argument("--run-dir", default="runs/study_meta_optim4rl_es")
-    p.add_argument("--out", default="docs/meta/study_optim4rl_es.json")
+    p.add_argument("--out", default="docs/data/meta/study_optim4rl_es.json")
     args = p.parse_args()
     if args.generations % args.validate_every:
         raise SystemExit("--generations must be a multiple of --validate-every")

@@ -7,7 +7,7 @@ Each (learning rate, tuning seed) pair is one A2C run with the paper's settings
 are disjoint from the evaluation seeds `0..n-1`. Feed the winners to the quality benchmark:
 
     python tools/tune_a2c_baselines.py --task small_dense_short --timesteps 3e6 \
-        --out docs/agents/tune_a2c_small_dense_short.json
+        --out docs/data/agents/tune_a2c_small_dense_short.json
     python tools/bench_agents_quality.py --part a2c --tasks small_dense_short --seeds 10 \
         --adam-lr <adam winner> --rmsprop-lr <rmsprop winner> --out ...
 """
