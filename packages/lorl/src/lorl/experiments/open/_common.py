@@ -36,6 +36,7 @@ from ._settings import (
     SingleEnv as SingleEnv,
     base_agent as base_agent,
     baseline as baseline,
+    baseline_tables as baseline_tables,
     check_baselines as check_baselines,
     check_common as check_common,
     check_learned as check_learned,

@@ -17,11 +17,9 @@ from . import _common as oc
 
 if TYPE_CHECKING:
     import lorl_agents as la
-    import lorl_gridworlds as lg
     import lorl_meta as lm
 else:  # loaded on first use: the catalogue of experiments imports no JAX stack
     la = lazy_module("lorl_agents")
-    lg = lazy_module("lorl_gridworlds")
     lm = lazy_module("lorl_meta")
 
 

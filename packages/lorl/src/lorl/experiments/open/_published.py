@@ -6,21 +6,11 @@ Catalogue module: registers its experiment on import."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..._lazy import lazy_module
 from ...runs import ConfigError, RunDir
 from .._registry import Experiment, register
 from . import _common as oc
-
-if TYPE_CHECKING:
-    import lorl_agents as la
-    import lorl_gridworlds as lg
-    import lorl_meta as lm
-else:  # loaded on first use: the catalogue of experiments imports no JAX stack
-    la = lazy_module("lorl_agents")
-    lg = lazy_module("lorl_gridworlds")
-    lm = lazy_module("lorl_meta")
 
 #: Environment -> the published OPEN weights trained there (lorl_optim.load_open names).
 PUBLISHED_FOR = {
@@ -87,9 +77,7 @@ def _pub_validate(cfg: PublishedConfig) -> None:
 
 
 def _pub_baselines(baselines: tuple[str, ...], env: str) -> list[str]:
-    import lorl_optim as lo
-
-    tables = {"adam": lo.baselines.ADAM, "rmsprop": lo.baselines.RMSPROP, "lion": lo.baselines.LION}
+    tables = oc.baseline_tables()
     return [b for b in baselines if oc.preset_key(env) in tables[b]]
 
 

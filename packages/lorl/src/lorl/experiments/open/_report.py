@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..._format import fmt as fmt
-from ..._lazy import lazy_module
 from ...runs import RunDir
 from ..optim4rl._common import stage_name
-
-if TYPE_CHECKING:
-    import lorl_agents as la
-    import lorl_meta as lm
-    import lorl_optim as lo
-else:  # loaded on first use: the catalogue of experiments imports no JAX stack
-    la = lazy_module("lorl_agents")
-    lm = lazy_module("lorl_meta")
-    lo = lazy_module("lorl_optim")
-
 
 # --------------------------------------------------------------------------- reporting
 

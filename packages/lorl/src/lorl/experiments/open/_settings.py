@@ -4,7 +4,7 @@ validation, and the learned optimizers and tuned baselines they compare."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._lazy import lazy_module
@@ -236,10 +236,16 @@ def check_population(population_size: int) -> None:
     check_divisible(population_size, "es.population_size")
 
 
+def baseline_tables() -> dict[str, Mapping[str, Any]]:
+    """Baseline name -> its tuned values per environment key (`lorl_optim.baselines`, OPEN
+    Appendix C.2)."""
+    return {"adam": lo.baselines.ADAM, "rmsprop": lo.baselines.RMSPROP, "lion": lo.baselines.LION}
+
+
 def check_baselines(baselines: Sequence[str], envs: Sequence[str]) -> None:
     """[`lorl.runs.ConfigError`][] for an unknown baseline or one without tuned values for
     an environment (OPEN Appendix C.2 tunes Adam only in the gridworld)."""
-    tables = {"adam": lo.baselines.ADAM, "rmsprop": lo.baselines.RMSPROP, "lion": lo.baselines.LION}
+    tables = baseline_tables()
     for b in baselines:
         if b not in tables:
             raise ConfigError(f"unknown baseline {b!r}; available: {', '.join(tables)}")
