@@ -99,24 +99,12 @@ def reference_emulation(env):
     return ReferenceEmulation(**{f.name: getattr(env, f.name) for f in dataclasses.fields(env)})
 
 
-def iqm(x: np.ndarray) -> float:
-    """Interquartile mean: the mean of the middle 50% (rliable's definition)."""
-    x = np.sort(np.asarray(x, np.float64))
-    n = len(x)
-    lo, hi = int(np.floor(0.25 * n)), int(np.ceil(0.75 * n))
-    if hi <= lo:
-        return float(np.mean(x))
-    # rliable uses scipy.stats.trim_mean(x, 0.25): drop floor(0.25 n) from each end
-    cut = int(0.25 * n)
-    return float(np.mean(x[cut : n - cut]))
+def iqm_with_ci(final: np.ndarray) -> tuple[float, float, float]:
+    """IQM and its 95% bootstrap CI over seeds (one task), through `lorl.stats`."""
+    from lorl import stats
 
-
-def bootstrap_ci(x: np.ndarray, stat=iqm, reps: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap CI over seeds (one task: stratified = plain resampling)."""
-    rng = np.random.default_rng(seed)
-    x = np.asarray(x)
-    samples = [stat(x[rng.integers(0, len(x), len(x))]) for _ in range(reps)]
-    return float(np.percentile(samples, 2.5)), float(np.percentile(samples, 97.5))
+    iv = stats.aggregate({"run": final}, metrics=("iqm",))["run"]["iqm"]
+    return iv.point, iv.low, iv.high
 
 
 class Progress:
@@ -185,13 +173,13 @@ def run_seeds(
 
 
 def summarise(name: str, final: np.ndarray, elapsed: float, first_bad, extra: dict) -> dict:
-    lo, hi = bootstrap_ci(final)
+    point, lo, hi = iqm_with_ci(final)
     row = {
         "setting": name,
         "seeds": len(final),
         "final_returns": final.tolist(),
         "mean": float(np.mean(final)),
-        "iqm": iqm(final),
+        "iqm": point,
         "iqm_ci95": [lo, hi],
         "seconds": elapsed,
         "first_nonfinite_update_per_seed": first_bad,

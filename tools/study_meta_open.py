@@ -47,10 +47,12 @@ ENV = "small_dense_short"
 ADAM_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
 
-def bootstrap_ci(x: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    means = rng.choice(x, size=(n, len(x)), replace=True).mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def bootstrap_ci(x: np.ndarray) -> tuple[float, float]:
+    """95% bootstrap CI of the mean over seeds (one task), through `lorl.stats`."""
+    from lorl import stats
+
+    iv = stats.aggregate({"run": x}, metrics=("mean",), reps=10_000)["run"]["mean"]
+    return iv.low, iv.high
 
 
 def main() -> None:
