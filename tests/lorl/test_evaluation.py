@@ -248,3 +248,15 @@ def test_optax_actor_critic_clip_matches_the_agents_own():
     theirs, _ = tx.update(grads, tx.init(grads), actor_mask=mask)
     for x, y in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-6)
+
+
+def test_published_open_accepts_every_spelling_of_its_environment():
+    spec, config = ev.agent_config_for("space_invaders")
+    labels = set()
+    for name in ("open:space_invaders", "open:spaceinvaders", "open:SpaceInvaders-MinAtar"):
+        opt, label = ev.resolve_optimizer(name, spec, config)
+        assert isinstance(opt, lo.OPEN)
+        labels.add(label)
+    assert labels == {"OPEN (spaceinvaders)"}
+    with pytest.raises(runs.ConfigError, match="no published OPEN optimizer 'pong'"):
+        ev.resolve_optimizer("open:pong", spec, config)

@@ -143,6 +143,26 @@ def test_load_by_name_round_trip(name):
     assert sum(x.size for x in jax.tree.leaves(eqx.filter(opt, eqx.is_array))) == size
 
 
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [
+        ("space_invaders", "spaceinvaders"),
+        ("SpaceInvaders-MinAtar", "spaceinvaders"),
+        ("spaceinvaders", "spaceinvaders"),
+        ("Breakout-MinAtar", "breakout"),
+        ("Asterix-MinAtar", "asterix"),
+    ],
+)
+def test_every_spelling_of_an_environment_loads_its_weights(spelling, name):
+    assert lo.pretrained_open_name(spelling) == name
+    np.testing.assert_array_equal(lo.load_open(spelling).to_flat(), lo.load_open(name).to_flat())
+
+
+def test_unknown_published_name_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r"No published OPEN weights named 'pong'.*breakout"):
+        lo.load_open("pong")
+
+
 def test_hand_derived_gru_values():
     """Pinned values derived by hand from the raw breakout vector and the offset table.
 

@@ -50,6 +50,7 @@ from ._regularise import regularised as regularised
 from ._weights import (
     load_meta_parameters as load_meta_parameters,
     load_open as load_open,
+    pretrained_open_name as pretrained_open_name,
     pretrained_open_names as pretrained_open_names,
     save_meta_parameters as save_meta_parameters,
 )

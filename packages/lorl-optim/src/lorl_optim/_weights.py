@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from ._base import AbstractLearnedOptimizer
+from ._baselines import ENV_ALIASES
 from ._open import DEFAULT_CHUNK, OPEN
 
 _T = TypeVar("_T", bound=AbstractLearnedOptimizer)
@@ -27,9 +28,34 @@ PRETRAINED_OPEN = {
 }
 
 
+#: Environment spellings -> the published file's name. lorl's canonical environment name is
+#: `space_invaders` (gymnax: `SpaceInvaders-MinAtar`); the authors' file is `spaceinvaders`.
+_PUBLISHED_ALIASES = {"space_invaders": "spaceinvaders"}
+
+
 def pretrained_open_names() -> tuple[str, ...]:
-    """Names accepted by `load_open`."""
+    """The published optimizers' own names (`load_open` also takes each environment's other
+    spellings: `space_invaders`, `Breakout-MinAtar`, ...)."""
     return tuple(PRETRAINED_OPEN)
+
+
+def pretrained_open_name(name: str) -> str:
+    """The published optimizer's own name for `name`, any spelling of its environment
+    (`"space_invaders"`, `"spaceinvaders"` and `"SpaceInvaders-MinAtar"` all give
+    `"spaceinvaders"`).
+
+    **Raises:**
+
+    `ValueError` naming the available optimizers.
+    """
+    key = ENV_ALIASES.get(name, name) if isinstance(name, str) else name
+    key = _PUBLISHED_ALIASES.get(key, key)
+    if key not in PRETRAINED_OPEN:
+        raise ValueError(
+            f"No published OPEN weights named {name!r}; available: {', '.join(PRETRAINED_OPEN)} "
+            "(or an environment's other spelling, e.g. space_invaders, Breakout-MinAtar)."
+        )
+    return key
 
 
 def load_open(name: str, *, chunk_size: int | None = None) -> OPEN:
@@ -39,18 +65,15 @@ def load_open(name: str, *, chunk_size: int | None = None) -> OPEN:
 
     - `name`: one of `ant`, `asterix`, `breakout`, `freeway`, `gridworld`,
       `spaceinvaders` (default size, 1,211 meta-parameters) or `multi` (the larger
-      multi-task optimizer, 3,571 meta-parameters).
+      multi-task optimizer, 3,571 meta-parameters); an environment's other spellings
+      work too (`space_invaders`, `SpaceInvaders-MinAtar`; `pretrained_open_name`).
     - `chunk_size`: optional column chunk of the flat computation (speed only).
 
     **Returns:**
 
     An `OPEN` (all features and stochasticity on, shared actor/critic meta-parameters).
     """
-    if name not in PRETRAINED_OPEN:
-        raise ValueError(
-            f"No published OPEN weights named {name!r}; available: {', '.join(PRETRAINED_OPEN)}."
-        )
-    filename, size = PRETRAINED_OPEN[name]
+    filename, size = PRETRAINED_OPEN[pretrained_open_name(name)]
     with (importlib.resources.files("lorl_optim") / "weights" / filename).open("rb") as f:
         vector = np.load(f)
     hidden_size, mlp_width = (16, 32) if size == "larger" else (8, 16)  # Appendix B.4/B.5

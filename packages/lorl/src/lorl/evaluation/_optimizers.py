@@ -245,12 +245,15 @@ def resolve_optimizer(optimizer: Any, spec: EnvSpec, config: Any) -> tuple[Any, 
     kind = kind.lower()
     if kind == "open":
         names = list(lo.pretrained_open_names())
-        if arg not in names:
+        try:
+            name = lo.pretrained_open_name(arg)
+        except ValueError:
             raise ConfigError(
                 f"no published OPEN optimizer {arg!r}.{_closest(arg, names)} "
-                f"Available: {', '.join('open:' + n for n in names)}"
-            )
-        return lo.load_open(arg), f"OPEN ({arg})"
+                f"Available: {', '.join('open:' + n for n in names)} (or an environment's "
+                "other spelling: open:space_invaders, open:Breakout-MinAtar)"
+            ) from None
+        return lo.load_open(name), f"OPEN ({name})"
     if kind in BASELINE_NAMES:
         if arg.strip().lower() == "tuned":
             if kind not in TUNABLE:
