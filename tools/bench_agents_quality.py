@@ -14,8 +14,8 @@ Parts (choose with `--part`):
 Seeds run as a `vmap` inside one jitted program per setting. `--steps` and `--seeds`
 override the budgets (runs at reduced budgets must be labelled as reduced).
 `--emulate-reference` (part `a2c` only, a diagnostic): train on the gridworld as the
-Optim4RL reference code presents it (see `reference_emulation`), to measure how much its
-two departures from our environment change the returns.
+Optim4RL reference code presents it (`lorl_gridworlds.optim4rl_reference_view`), to
+measure how much its two departures from our environment change the returns.
 Long runs survive a kill: `--seed-group k` trains k seeds per program and rewrites `--out`
 after each group; `--resume` continues from what `--out` holds (same part, steps, seeds).
 
@@ -24,7 +24,6 @@ after each group; `--resume` continues from what `--out` holds (same part, steps
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import time
@@ -43,60 +42,6 @@ OPEN_ADAM_REFERENCE = {  # OPEN paper, spec agents_and_meta.md section 4 (Adam r
     "SpaceInvaders-MinAtar": 167.09,
 }
 OPTIM4RL_REFERENCE = {"small_dense_short": 11.0, "big_dense_long": 23.0}  # about, Tables 8-10
-
-
-def reference_emulation(env):
-    """`env` (an LPG gridworld) as the Optim4RL reference code presents it to A2C.
-
-    Two differences from `lorl_gridworlds`, both read in the reference's
-    `envs/gridworld.py` and `components/network.py` (sail-sg/optim4rl):
-
-    - Observations: the reference renders `(objects + 1, H + 2, W + 2)` channels-first,
-      the two extra rows and columns being its map's wall border (always zero), and feeds
-      that to a channels-last Flax `Conv`, which then reads the object axis as the image
-      height, the rows as the width and the columns as input channels. We return the same
-      array, so our channels-last CNN torso reads it the same way. Our spec says not to
-      reproduce this layout in the environment; this wrapper only emulates it.
-    - Moves: the reference clamps a move to its walled map and refuses a move whose target
-      is a wall, so a diagonal move along an edge does not happen; ours clamps each
-      coordinate to the open grid, so the agent slides along the edge. Here a move whose
-      target leaves the grid in either coordinate becomes "stay".
-
-    Not emulated: the reference lets an object respawn on an occupied cell.
-    """
-    import jax.numpy as jnp
-
-    import lorl_gridworlds
-
-    if not isinstance(env, lorl_gridworlds.LPGGridworld):
-        raise ValueError(
-            f"--emulate-reference applies to the six LPG gridworlds only, got {type(env).__name__}"
-        )
-    base = type(env)
-    h, w = env.spec.height, env.spec.width
-    c = len(env.spec.objects) + 1
-
-    class ReferenceEmulation(base):
-        def observation_shape(self, params=None):
-            return (c, h + 2, w + 2)
-
-        def get_obs(self, state, params):
-            planes = base.get_obs(self, state, params)  # (h, w, c)
-            padded = jnp.pad(planes, ((1, 1), (1, 1), (0, 0)))
-            return jnp.transpose(padded, (2, 0, 1))
-
-        def _transition(self, u, state, action, params):
-            table = jnp.asarray(self.actions, dtype=jnp.int32)
-            action = jnp.asarray(action, dtype=jnp.int32)
-            valid = (action >= 0) & (action < len(self.actions))
-            delta = table[jnp.where(valid, action, self.noop_action)]
-            row = state.agent // w + delta[0]
-            col = state.agent % w + delta[1]
-            off = (row < 0) | (row >= h) | (col < 0) | (col >= w)
-            action = jnp.where(valid & off, self.noop_action, action)
-            return base._transition(self, u, state, action, params)
-
-    return ReferenceEmulation(**{f.name: getattr(env, f.name) for f in dataclasses.fields(env)})
 
 
 def iqm_with_ci(final: np.ndarray) -> tuple[float, float, float]:
@@ -247,7 +192,7 @@ def part_a2c(
     for task in tasks:
         env, params = lorl_gridworlds.make(task)
         if emulate_reference:
-            env = reference_emulation(env)
+            env = lorl_gridworlds.optim4rl_reference_view(env)
         base = (
             la.A2CConfig.small_gridworld if task.startswith("small") else la.A2CConfig.big_gridworld
         )

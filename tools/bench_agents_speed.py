@@ -26,10 +26,8 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -153,8 +151,7 @@ def main() -> None:
 
             programs[f"PPO + OPEN (load_open('breakout'), {backend})"] = ppo_open
         if args.old_rev is not None:
-            sys.path.insert(0, str(Path(__file__).parent))
-            from bench_optim_ab import import_revision
+            from lorl._bench import import_revision
 
             old_opt = import_revision(args.old_rev).load_open("breakout").with_backend("fused")
 

@@ -17,7 +17,6 @@ Usage:
 """
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -32,71 +31,11 @@ import jax.numpy as jnp
 import optax
 
 import lorl_optim as lo
-
-OBS = 400  # MinAtar observation 10 x 10 x 4, flattened
-ACTIONS = 6
-
-
-def agent_params(width: int, key):
-    """PPO actor-critic as in OPEN (two hidden layers, Table 3), flax (in, out) kernels."""
-    sizes = {"actor": (OBS, width, width, ACTIONS), "critic": (OBS, width, width, 1)}
-    params = {}
-    for net, dims in sizes.items():
-        layers = {}
-        for i, (a, b) in enumerate(itertools.pairwise(dims)):
-            key, sub = jax.random.split(key)
-            layers[f"layer_{i}"] = {
-                "kernel": jax.random.normal(sub, (a, b)) / jnp.sqrt(float(a)),
-                "bias": jnp.zeros((b,)),
-            }
-        params[net] = layers
-    return params
-
-
-def context(params):
-    n_layers = 3
-
-    def per_net(net, tree):
-        return {
-            name: jax.tree.map(lambda _, i=i: jnp.asarray(i / (n_layers - 1)), layer)
-            for i, (name, layer) in enumerate(sorted(tree.items()))
-        }
-
-    return {
-        "dormancy": jax.tree.map(lambda x: jnp.ones(x.shape[-1:]), params),
-        "training_proportion": jnp.asarray(0.3),
-        "batch_proportion": jnp.asarray(0.5),
-        "layer_proportions": {k: per_net(k, v) for k, v in params.items()},
-        "actor_mask": {
-            k: jax.tree.map(lambda _, a=(k == "actor"): jnp.asarray(a), v)
-            for k, v in params.items()
-        },
-    }
-
-
-def time_step(step, args, state, reps: int) -> float:
-    """Median time of `state = step(*args, state)[1]`, threading the (donated) state as a
-    training loop does."""
-    _, state = step(*args, state)
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        _, state = step(*args, state)
-        jax.block_until_ready(state)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-def time_fn(fn, args, reps: int) -> float:
-    out = fn(*args)
-    jax.block_until_ready(out)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from lorl._bench import (
+    synthetic_agent_params as agent_params,
+    synthetic_context as context,
+    time_fn,
+)
 
 
 def matmul_ceiling(reps: int) -> dict:

@@ -14,63 +14,17 @@ side by side; its fused kernels are registered under other FFI target names
 
 import argparse
 import copy
-import importlib
 import json
 import pathlib
-import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import bench_optim as b
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-PKG = "packages/lorl-optim/src/lorl_optim"
-
-
-def import_revision(rev: str):
-    """Import the package as it was at `rev`, under the name `lorl_optim_old`."""
-    files = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", f"{rev}:{PKG}"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix="lorl_optim_old_"))
-    dest = tmp / "lorl_optim_old"
-    dest.mkdir()
-    for name in files:
-        blob = subprocess.run(
-            ["git", "show", f"{rev}:{PKG}/{name}"], cwd=ROOT, check=True, capture_output=True
-        ).stdout
-        if name.endswith(".py"):
-            # Register the old kernels under other FFI target names: XLA refuses a
-            # second, different handler for the same name.
-            blob = re.sub(rb'"lorl_(open_step|optim4rl_step|math|normal)"', rb'"lorl_old_\1"', blob)
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        (dest / name).write_bytes(blob)
-    sys.path.insert(0, str(tmp))
-    return importlib.import_module("lorl_optim_old")
-
-
-def time_step(step, args, state, reps: int, clock) -> float:
-    """Median `clock` time of `state = step(*args, state)[1]` (state donated and threaded)."""
-    _, state = step(*args, state)
-    jax.block_until_ready(state)
-    times = []
-    for _ in range(reps):
-        t0 = clock()
-        _, state = step(*args, state)
-        jax.block_until_ready(state)
-        times.append(clock() - t0)
-    return statistics.median(times)
+from lorl._bench import import_revision, synthetic_agent_params, synthetic_context, time_step
 
 
 def make(module, name: str):
@@ -110,10 +64,10 @@ def main() -> None:
     widths = {"minatar": 64, "1m": 544}
     rows = []
     for size in cli.sizes.split(","):
-        params = b.agent_params(widths[size], jax.random.key(1))
+        params = synthetic_agent_params(widths[size], jax.random.key(1))
         n = sum(x.size for x in jax.tree.leaves(params))
         grads = jax.tree.map(lambda x: 0.01 * jnp.ones_like(x), params)
-        ctx = b.context(params)
+        ctx = synthetic_context(params)
         for name in cli.optimizers.split(","):
             steps, inits, args = {}, {}, {}
             for v, module in versions.items():

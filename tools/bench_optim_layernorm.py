@@ -10,15 +10,13 @@ import argparse
 import json
 import pathlib
 import statistics
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import bench_optim as b
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
 import lorl_optim as lo
+from lorl._bench import synthetic_agent_params, synthetic_context, time_step
 from lorl_optim import _nn
 
 new = _nn.LayerNorm.__call__
@@ -37,9 +35,9 @@ parser.add_argument("--out", type=pathlib.Path, default=None)
 cli = parser.parse_args()
 rows = []
 for width, label in ((64, "MinAtar 60k"), (544, "1M")):
-    params = b.agent_params(width, jax.random.key(1))
+    params = synthetic_agent_params(width, jax.random.key(1))
     grads = jax.tree.map(lambda x: 0.01 * jnp.ones_like(x), params)
-    ctx = b.context(params)
+    ctx = synthetic_context(params)
     for name in ("breakout", "multi"):
         opt = lo.load_open(name)
         arrays, static = eqx.partition(opt, eqx.is_array)
@@ -58,7 +56,7 @@ for width, label in ((64, "MinAtar 60k"), (544, "1M")):
         ratios, times = [], {"old": [], "new": []}
         for _ in range(cli.rounds):
             for v in ("old", "new"):
-                times[v].append(b.time_step(steps[v], args, opt.init(params), 5))
+                times[v].append(time_step(steps[v], args, opt.init(params), 5))
             ratios.append(times["new"][-1] / times["old"][-1])
         rows.append(
             {

@@ -62,148 +62,27 @@ import time
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
 import lorl_agents as la
 import lorl_gridworlds as lg
 import lorl_meta as lm
-import lorl_optim as lo
-
-ENV = "small_dense_short"
-ADAM_GRID = lo.baselines.OPTIM4RL_A2C_LR_GRID  # Optim4RL Appendix C.3
-AGENT_LR = 1e-2  # Optim4RL Appendix C.3, small_dense_short
-PARTS = ("gru1", "mlp1", "gru2", "mlp2")  # Optim4RL's four networks (Appendix A)
-PROBE_SNR = (0.0, 0.3, 1.0, 3.0)
-# The paper version (Algorithm 1) and the later revision of the reference code; both have
-# the four parts gru1, mlp1, gru2, mlp2 (the revision's read-outs are single layers).
-OPTIMIZERS = {"paper": lo.Optim4RL, "revised": lo.Optim4RLRevised}
-
-
-def make_evaluator(agent, env, params, static):
-    """A jitted `(meta_params, seeds) -> (final returns, return curves)` for a learned
-    optimizer with non-array part `static` (one compilation for every checkpoint)."""
-
-    @jax.jit
-    def run(meta_params, seeds):
-        opt = eqx.combine(meta_params, static)
-        keys = jax.vmap(jax.random.key)(seeds)
-        result = jax.vmap(lambda k: agent.train(env, params, opt, key=k))(keys)
-        return result.final_return, result.metrics["episode_return"]
-
-    def evaluate(optimizer, seeds):
-        final, curve = run(eqx.filter(optimizer, eqx.is_array), jnp.asarray(seeds, jnp.uint32))
-        return np.asarray(final), np.asarray(curve)
-
-    return evaluate
-
-
-def a2c_returns(agent, env, params, optimizer, seeds):
-    """Final returns and return curves of A2C with an optax optimizer on `seeds`."""
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-    result = jax.vmap(lambda k: agent.train(env, params, optimizer, key=k))(keys)
-    la.check_finite(result)
-    return np.asarray(result.final_return), np.asarray(result.metrics["episode_return"])
-
-
-def tune_adam(agent, env, params, tune_seeds: list[int], run_dir: pathlib.Path) -> dict:
-    """Mean final return of A2C with Adam at every learning rate of `ADAM_GRID` on
-    `tune_seeds`, cached in `run_dir / "adam_tuning.json"` keyed by the grid, the number
-    of seeds, the budget and the number of environments."""
-    cfg = agent.config
-    tuning_file = run_dir / "adam_tuning.json"
-    tuning_key = [list(ADAM_GRID), len(tune_seeds), cfg.steps_per_run, cfg.n_envs]
-    tuning = {}
-    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
-        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
-        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
-    for lr in ADAM_GRID:
-        if lr in tuning:
-            continue
-        final, _ = a2c_returns(agent, env, params, optax.adam(lr), tune_seeds)
-        tuning[lr] = float(np.mean(final))
-        print(f"adam lr {lr:g}: {tuning[lr]:.3f}", flush=True)
-    tuning_file.parent.mkdir(parents=True, exist_ok=True)
-    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
-    return tuning
-
-
-def make_optimizer(args: argparse.Namespace, *, key) -> lo.AbstractGradientOnlyOptimizer:
-    """A freshly initialised optimizer of the chosen version (the paper version computed
-    with the chosen backend; the revision has XLA only)."""
-    if args.optimizer == "paper":
-        return lo.Optim4RL(args.agent_lr, backend=args.backend, key=key)
-    return lo.Optim4RLRevised(args.agent_lr, key=key)
-
-
-def pipeline_name(name: str) -> bool:
-    """Whether a result name belongs to the pipeline-trained run (not the ablation)."""
-    return "no_pipeline" not in name
-
-
-def relative_change(start, end) -> dict[str, float]:
-    """`||theta_end - theta_start|| / ||theta_start||` per part of Optim4RL."""
-    d0 = eqx.filter(start, eqx.is_inexact_array)
-    d1 = eqx.filter(end, eqx.is_inexact_array)
-    return {
-        f: float(
-            optax.tree.norm(jax.tree.map(lambda a, b: a - b, getattr(d1, f), getattr(d0, f)))
-            / optax.tree.norm(getattr(d0, f))
-        )
-        for f in PARTS
-    }
-
-
-def step_probe(optimizer, lr: float, steps: int = 200, n: int = 2000) -> dict[str, dict]:
-    """Steps of `optimizer` on synthetic gradient streams `g_t = snr * s + s * noise`
-    (`s = 1e-3`, the size of A2C gradients here; standard normal noise), `n` parameters
-    per signal-to-noise ratio. Over the second half of the stream: `progress` = mean step
-    along the mean gradient's descent direction, `size` = mean `|step|`, both in units
-    of `lr` (a sign optimizer of rate `lr` has size 1; plain sign-SGD has progress 0.24,
-    0.68, 1.0 at snr 0.3, 1, 3)."""
-    out = {}
-    for i, snr in enumerate(PROBE_SNR):
-        g = 1e-3 * (snr + jax.random.normal(jax.random.key(i), (steps, n)))
-        state = optimizer.init({"w": jnp.zeros(n)})
-
-        def body(state, gt):
-            delta, state = optimizer.update({"w": gt}, state)
-            return state, -delta["w"] / lr
-
-        _, d = jax.lax.scan(body, state, g)
-        d = np.asarray(d[steps // 2 :])
-        out[f"snr {snr:g}"] = {"progress": float(d.mean()), "size": float(np.abs(d).mean())}
-    return out
-
-
-def print_results(report: dict, names: list[str], n_seeds: int, adam_mean: float) -> None:
-    """Print the evaluation table (mean final return +- s.e. and the ratio to Adam) of
-    `names` in `report`, as Markdown."""
-    print(f"\n| optimizer | mean final return (+- s.e.), {n_seeds} seeds | / Adam |")
-    print("|---|---|---|")
-    for name in names:
-        r = report[name]
-        print(f"| {name} | {r['mean']:.3f} +- {r['stderr']:.3f} | {r['mean'] / adam_mean:.2f} |")
-
-
-def print_probes(report: dict) -> None:
-    """Print the step-size probe (progress/size per signal-to-noise ratio) of every
-    optimizer in `report["step_probe"]`."""
-    for name, probe in report["step_probe"].items():
-        cells = ", ".join(f"{k}: {v['progress']:.2f}/{v['size']:.2f}" for k, v in probe.items())
-        print(f"probe {name} (progress/size): {cells}")
-
-
-def plot_curves(ax, curves: dict, n_seeds: int) -> None:
-    """Draw the evaluation's learning curves (`curves`: name -> mean average episode
-    return per A2C update over `n_seeds` fresh seeds) on the matplotlib axes `ax`."""
-    for name, curve in curves.items():
-        ax.plot(curve, label=name)
-    ax.set_xlabel("A2C update")
-    ax.set_ylabel("average episode return")
-    ax.set_title(f"{ENV}: A2C, mean over {n_seeds} fresh seeds")
-    ax.legend(fontsize=7)
+from lorl.analysis import relative_change, step_size_probe
+from lorl.experiments.optim4rl._study import (
+    AGENT_LR,
+    ENV,
+    OPTIMIZERS,
+    PARTS,
+    a2c_returns,
+    make_evaluator,
+    make_optimizer,
+    pipeline_name,
+    plot_curves,
+    print_probes,
+    print_results,
+    tune_adam,
+)
 
 
 def main() -> None:
@@ -287,7 +166,10 @@ def main() -> None:
     # initialisations each, validating on the tuning seeds; the best validated checkpoint
     # over all meta-seeds and validation points is selected.
     meta_seeds = list(range(args.seed, args.seed + args.meta_seeds))
-    starts = {s: make_optimizer(args, key=jax.random.key(s)) for s in meta_seeds}
+    starts = {
+        s: make_optimizer(args.optimizer, args.agent_lr, args.backend, key=jax.random.key(s))
+        for s in meta_seeds
+    }
     static = eqx.partition(starts[args.seed], eqx.is_array)[1]
     evaluate = make_evaluator(agent, env, params, static)
     init_vals = {s: float(np.mean(evaluate(starts[s], tune_seeds)[0])) for s in meta_seeds}
@@ -366,8 +248,10 @@ def main() -> None:
             }
             for r in result.history
         ]
-        report[f"{name}_relative_change"] = relative_change(starts[sel_seed], sel_opt)
-        report[f"{name}_last_relative_change"] = relative_change(starts[sel_seed], result.optimizer)
+        report[f"{name}_relative_change"] = relative_change(starts[sel_seed], sel_opt, PARTS)
+        report[f"{name}_last_relative_change"] = relative_change(
+            starts[sel_seed], result.optimizer, PARTS
+        )
         print(f"{name}: selected meta-seed {sel_seed} step {sel_step}, relative change "
               f"(last) {report[f'{name}_last_relative_change']}", flush=True)  # fmt: skip
         clock(f"meta_train_{name}")
@@ -401,9 +285,9 @@ def main() -> None:
     report["bar_met"] = bool(ratio >= 0.9)
 
     # 4. Step-size probe.
-    report["step_probe"] = {"adam": step_probe(optax.adam(best_lr), args.agent_lr)}
+    report["step_probe"] = {"adam": step_size_probe(optax.adam(best_lr), args.agent_lr)}
     for name, opt in learned.items():
-        report["step_probe"][name] = step_probe(opt, args.agent_lr)
+        report["step_probe"][name] = step_size_probe(opt, args.agent_lr)
     clock("probe")
     report["wall_time_s"] = time.perf_counter() - t0
     report["cpu_time_s"] = time.process_time() - c0

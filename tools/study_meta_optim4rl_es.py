@@ -45,7 +45,6 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 import time
 
 import equinox as eqx
@@ -58,19 +57,17 @@ import lorl_agents as la
 import lorl_gridworlds as lg
 import lorl_meta as lm
 import lorl_optim as lo
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from study_meta_optim4rl import (  # the pipeline study's protocol
+from lorl.analysis import relative_change, step_size_probe
+from lorl.experiments.optim4rl._study import (
     AGENT_LR,
     ENV,
+    PARTS,
     a2c_returns,
     make_evaluator,
     make_optimizer,
     plot_curves,
     print_probes,
     print_results,
-    relative_change,
-    step_probe,
     tune_adam,
 )
 
@@ -194,7 +191,7 @@ def handbuilt_study(args, agent, env, params, evaluate, start, best_lr, report, 
     clock("handbuilt_validation")
     best = max(rows, key=lambda r: r["validation"])["name"]
     report["handbuilt_selected"] = best
-    report["handbuilt_relative_change"] = relative_change(start, rules[best])
+    report["handbuilt_relative_change"] = relative_change(start, rules[best], PARTS)
     seeds = list(range(1000, 1000 + args.eval_seeds))
     report["adam"] = summary(a2c_returns(agent, env, params, optax.adam(best_lr), seeds)[0])
     report["optim4rl_init"] = summary(evaluate(start, seeds)[0])
@@ -202,9 +199,9 @@ def handbuilt_study(args, agent, env, params, evaluate, start, best_lr, report, 
     ratio = report["optim4rl_handbuilt"]["mean"] / report["adam"]["mean"]
     report["handbuilt_over_adam"] = ratio
     report["step_probe"] = {
-        "adam": step_probe(optax.adam(best_lr), args.agent_lr),
-        "optim4rl_init": step_probe(start, args.agent_lr),
-        **{name: step_probe(opt, args.agent_lr) for name, opt in rules.items()},
+        "adam": step_size_probe(optax.adam(best_lr), args.agent_lr),
+        "optim4rl_init": step_size_probe(start, args.agent_lr),
+        **{name: step_size_probe(opt, args.agent_lr) for name, opt in rules.items()},
     }
     clock("handbuilt_evaluation")
     report["cpu_time_s"] = report["timings"]["handbuilt_evaluation"]["cpu_s"]
@@ -299,10 +296,7 @@ def main() -> None:
     clock("adam_tuning")
 
     # 2. ES from the pipeline study's initialisation of meta-seed `--seed`.
-    start = make_optimizer(
-        argparse.Namespace(optimizer="paper", agent_lr=args.agent_lr, backend="xla"),
-        key=jax.random.key(args.seed),
-    )
+    start = make_optimizer("paper", args.agent_lr, "xla", key=jax.random.key(args.seed))
     static = eqx.partition(start, eqx.is_array)[1]
     evaluate = make_evaluator(agent, env, params, static)
     init_val = float(np.mean(evaluate(start, val_seeds)[0]))
@@ -386,8 +380,8 @@ def main() -> None:
         }
         for r in result.history
     ]
-    report["es_relative_change"] = relative_change(start, selected)
-    report["es_last_relative_change"] = relative_change(start, result.final_optimizer)
+    report["es_relative_change"] = relative_change(start, selected, PARTS)
+    report["es_last_relative_change"] = relative_change(start, result.final_optimizer, PARTS)
     print(f"ES: selected generation {sel_gen} (validation {sel_score:.3f}), relative change "
           f"{report['es_relative_change']}", flush=True)  # fmt: skip
     clock("es")
@@ -416,9 +410,9 @@ def main() -> None:
     report["reaches_0.9_of_adam"] = bool(ratio >= 0.9)
 
     # 4. Probe.
-    report["step_probe"] = {"adam": step_probe(optax.adam(best_lr), args.agent_lr)}
+    report["step_probe"] = {"adam": step_size_probe(optax.adam(best_lr), args.agent_lr)}
     for name, opt in learned.items():
-        report["step_probe"][name] = step_probe(opt, args.agent_lr)
+        report["step_probe"][name] = step_size_probe(opt, args.agent_lr)
     clock("probe")
     report["wall_time_s"] = time.perf_counter() - t0
     report["cpu_time_s"] = cpu_s()

@@ -4,6 +4,8 @@
 - OPEN's parameterised gridworld (Appendix D): levels are `EnvParams`; draw them with
   `sample_level(key, "all")` (pure, vmap-able), or use `rand_dense`, `rand_sparse`,
   `rand_long`, and the mazes `standard_maze`, `sixteen_rooms`, `labyrinth`.
+- `optim4rl_reference_view(env)`: an LPG gridworld as the Optim4RL reference code presents
+  it (a diagnostic).
 """
 
 from ._benchmark import (
@@ -29,6 +31,7 @@ from ._env import (
 )
 from ._level import Level as Level, make_level as make_level, validate_level as validate_level
 from ._lpg import LPG_SPECS as LPG_SPECS, LPGSpec as LPGSpec, lpg_level as lpg_level
+from ._reference_view import optim4rl_reference_view as optim4rl_reference_view
 from ._registry import LPG_NAMES as LPG_NAMES, make as make, registered_names as registered_names
 from ._render import render as render, rollout_frames as rollout_frames, save_frames as save_frames
 from ._spaces import Box as Box, Discrete as Discrete

@@ -8,6 +8,9 @@
 - Distributions: [`lorl.analysis.log10_magnitude`][], [`lorl.analysis.histogram_mass`][],
   plots of stages (Figure 1) and overlays (Figures 5-6), and
   [`lorl.analysis.wasserstein_to_whole`][] (Table 11).
+- What an optimizer does with gradients of known signal-to-noise ratio:
+  [`lorl.analysis.step_size_probe`][]; how far meta-training moved a learned optimizer:
+  [`lorl.analysis.relative_change`][].
 - The identity-function experiment (Figure 2): [`lorl.analysis.train_identity`][],
   [`lorl.analysis.sign_log_features`][], [`lorl.analysis.identity_accuracy`][].
 
@@ -41,6 +44,12 @@ from ._identity import (
     random_control_data as random_control_data,
     sign_log_features as sign_log_features,
     train_identity as train_identity,
+)
+from ._probe import (
+    PROBE_SCALE as PROBE_SCALE,
+    PROBE_SNRS as PROBE_SNRS,
+    relative_change as relative_change,
+    step_size_probe as step_size_probe,
 )
 from ._training import (
     DigitsCNN as DigitsCNN,

@@ -1,8 +1,5 @@
-"""The reference-emulation wrapper of `tools/bench_agents_quality.py` (a diagnostic that
-presents an LPG gridworld as the Optim4RL reference code does)."""
-
-import importlib.util
-import pathlib
+"""`lorl_gridworlds.optim4rl_reference_view`: an LPG gridworld presented as the Optim4RL
+reference code presents it (a diagnostic used by tools/bench_agents_quality.py)."""
 
 import equinox as eqx
 import jax
@@ -12,24 +9,11 @@ import pytest
 
 import lorl_gridworlds as lg
 
-_TOOL = pathlib.Path(__file__).resolve().parents[2] / "tools" / "bench_agents_quality.py"
-
 
 @pytest.fixture(scope="module")
-def tool():
-    if not _TOOL.exists():
-        pytest.skip("tools/ is not part of this checkout")
-    spec = importlib.util.spec_from_file_location("bench_agents_quality", _TOOL)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def emulated(tool):
+def emulated():
     env, params = lg.make("big_dense_long")
-    return env, tool.reference_emulation(env), params
+    return env, lg.optim4rl_reference_view(env), params
 
 
 def test_observation_is_the_reference_layout(emulated):
@@ -68,7 +52,7 @@ def test_moves_follow_the_reference(emulated, cell, action, ours, reference):
     assert divmod(int(s_ref.agent), width) == reference
 
 
-def test_rejects_other_gridworlds(tool):
+def test_rejects_other_gridworlds():
     env, _ = lg.make("rand_all")
     with pytest.raises(ValueError, match="LPG gridworlds only"):
-        tool.reference_emulation(env)
+        lg.optim4rl_reference_view(env)
