@@ -41,7 +41,7 @@ def test_synthetic_agent_has_opens_minatar_shape():
 
 def test_timers_count_with_the_given_clock():
     ticks = iter(range(100))
-    clock = lambda: float(next(ticks))  # noqa: E731  every reading advances by one
+    clock = lambda: float(next(ticks))  # every reading advances by one
 
     def step(x, state):
         return x, state + 1

@@ -147,20 +147,66 @@ def test_bad_meta_gradient_inputs_are_rejected():
         trainer.init(optax.adam(1e-3), key=jax.random.key(0))  # pyright: ignore
 
 
-def test_reward_scale_and_agent_lr_wrappers():
+def test_reward_scale_and_agent_lr_of_a_task():
     env, params = lg.make("small_dense_short")
-    scaled = lm.RewardScaled(env, 100.0)
+    task = dataclasses.replace(
+        tiny_task("small_dense_short"), reward_scale=100.0, agent_lr=0.3 * 1e-2
+    )
+
+    def total_reward(env, params, steps=300):
+        """Sum of rewards of a fixed random walk (same keys for every env)."""
+
+        def body(state, key):
+            k_act, k_step = jax.random.split(key)
+            action = jax.random.randint(k_act, (), 0, 9)
+            _, state, reward, *_ = env.step(k_step, state, action, params)
+            return state, reward
+
+        _, state = env.reset(jax.random.key(0), params)
+        _, rewards = jax.lax.scan(body, state, jax.random.split(jax.random.key(1), steps))
+        return np.asarray(rewards)
+
+    r1 = total_reward(env, params)
+    r2 = total_reward(task.train_env, task.env_params)
+    assert np.abs(r1).sum() > 0  # the walk collects rewards
+    np.testing.assert_allclose(r2, 100.0 * r1)
+    # the generic wrapper on any gymnax environment
+    cartpole, cp_params = la.make_env("CartPole-v1")
+    wrapped = la.scale_rewards(cartpole, 100.0)
+    assert isinstance(wrapped, la.RewardScaled) and la.scale_rewards(cartpole, 1.0) is cartpole
     key = jax.random.key(0)
-    obs, state = env.reset(key, params)
-    _, _, r1, *_ = env.step(key, state, 3, params)
-    _, _, r2, *_ = scaled.step(key, state, 3, params)
-    np.testing.assert_allclose(float(r2), 100.0 * float(r1))
+    with jax.numpy_dtype_promotion("standard"):  # gymnax's CartPole relies on it
+        _, cp_state = cartpole.reset(key, cp_params)
+        _, _, r3, *_ = cartpole.step(key, cp_state, 1, cp_params)
+        _, _, r4, *_ = wrapped.step(key, cp_state, 1, cp_params)
+    np.testing.assert_allclose(float(r4), 100.0 * float(r3))
     opt = optim4rl()
     net = {"w": jax.numpy.ones((3,), jax.numpy.float32)}
     g = {"w": jax.numpy.asarray([0.1, -0.2, 0.3], jax.numpy.float32)}
     u1, _ = opt.update(g, opt.init(net))
-    u2, _ = lm.LRScaled(opt, 0.3).update(g, opt.init(net))
+    u2, _ = task.optimizer_for(opt).update(g, opt.init(net))
     np.testing.assert_allclose(np.asarray(u2["w"]), 0.3 * np.asarray(u1["w"]), rtol=1e-6)
+
+
+def test_meta_gradients_pass_through_the_task_learning_rate():
+    """The task's agent learning rate (`with_learning_rate`) keeps the meta-parameters
+    differentiable: the meta-gradient of the summed update scales with the rate."""
+    opt = optim4rl()
+    net = {"w": jax.numpy.ones((3,), jax.numpy.float32)}
+    g = {"w": jax.numpy.asarray([0.1, -0.2, 0.3], jax.numpy.float32)}
+    arrays, static = eqx.partition(opt, eqx.is_array)
+
+    def total(arrays, lr):
+        o = lm.task_optimizer("t", eqx.combine(arrays, static), lr)
+        u, _ = o.update(g, o.init(net))
+        return jax.numpy.sum(u["w"])
+
+    d1 = jax.grad(total)(arrays, 1e-2)
+    d2 = jax.grad(total)(arrays, 3e-3)
+    leaves1, leaves2 = jax.tree.leaves(d1), jax.tree.leaves(d2)
+    assert any(float(jax.numpy.abs(x).max()) > 0 for x in leaves1)
+    for a, b in zip(leaves1, leaves2, strict=True):
+        np.testing.assert_allclose(np.asarray(b), 0.3 * np.asarray(a), rtol=1e-4, atol=1e-10)
 
 
 class _StopStateGradient(lo.AbstractLearnedOptimizer):

@@ -24,12 +24,14 @@ from ._envs import (
     BRAX_ENVS as BRAX_ENVS,
     GYMNAX_ENVS as GYMNAX_ENVS,
     ActionSpec as ActionSpec,
+    RewardScaled as RewardScaled,
     RunningStats as RunningStats,
     VecEnv as VecEnv,
     VecEnvState as VecEnvState,
     action_spec as action_spec,
     make_env as make_env,
     observation_shape as observation_shape,
+    scale_rewards as scale_rewards,
 )
 from ._networks import (
     A2CNetwork as A2CNetwork,

@@ -304,24 +304,39 @@ class A2C(eqx.Module):
         return network, opt_state, aux
 
     def step(
-        self, state: A2CState, env: Any, env_params: Any, optimizer: Any
+        self,
+        state: A2CState,
+        env: Any,
+        env_params: Any,
+        optimizer: Any,
+        *,
+        training_proportion: Float[ArrayLike, ""] | None = None,
     ) -> tuple[A2CState, dict[str, Array]]:
-        """Rollout then update. Pure.
+        """Rollout then update. Pure and differentiable (meta-gradient training calls it
+        for every inner update).
 
         **Arguments:**
 
         - `state`: the training state.
         - `env`, `env_params`: the environment.
         - `optimizer`: the optimizer (the same one as at `init`).
+        - `training_proportion`: passed to [`lorl_agents.A2C.update`][] (default: this
+            run's `update / (n_updates - 1)`; pipeline training passes each unit's age).
 
         **Returns:**
 
-        `(state, metrics)`.
+        `(state, metrics)`: the update's metrics and the rollout's episode statistics.
         """
         state, trajectory, ep_metrics = self.rollout(state, env, env_params)
         key, opt_key = jax.random.split(state.key)
         network, opt_state, metrics = self.update(
-            state.network, state.opt_state, trajectory, optimizer, state.update, key=opt_key
+            state.network,
+            state.opt_state,
+            trajectory,
+            optimizer,
+            state.update,
+            training_proportion=training_proportion,
+            key=opt_key,
         )
         metrics.update(ep_metrics)
         new_state = A2CState(

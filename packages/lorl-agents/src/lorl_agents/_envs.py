@@ -69,6 +69,58 @@ def make_env(name: str, **kwargs: Any) -> tuple[Any, Any]:
     )
 
 
+class RewardScaled(eqx.Module):
+    """A gymnax-interface environment whose rewards are multiplied by `scale` (the other
+    outputs unchanged).
+
+    Optim4RL's multi-task meta-training scales each task's rewards so that the tasks'
+    agent-gradients are of comparable size (the reference code's per-task reward scale).
+    """
+
+    env: Any
+    scale: float = eqx.field(static=True)
+
+    def __check_init__(self):
+        if not self.scale > 0:
+            raise ValueError(f"RewardScaled: scale must be > 0, got {self.scale}")
+
+    @property
+    def default_params(self) -> Any:
+        return self.env.default_params
+
+    def action_space(self, params: Any = None) -> Any:
+        return self.env.action_space(params)
+
+    def observation_space(self, params: Any = None) -> Any:
+        return self.env.observation_space(params)
+
+    def reset(self, key: PRNGKeyArray, params: Any = None) -> tuple[Any, Any]:
+        return self.env.reset(key, params)
+
+    def step(self, key: PRNGKeyArray, state: Any, action: Any, params: Any = None) -> tuple:
+        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
+        return obs, state, reward * self.scale, terminated, truncated, info
+
+
+def scale_rewards(env: Any, scale: float) -> Any:
+    """`env` with every reward multiplied by `scale`.
+
+    **Arguments:**
+
+    - `env`: a gymnax-interface environment.
+    - `scale`: a positive factor.
+
+    **Returns:**
+
+    `env` itself for `scale == 1`, else [`lorl_agents.RewardScaled`][]`(env, scale)`.
+    (The LPG gridworlds also carry a reward scale in their level, the `env_params`:
+    `lorl_gridworlds.make(name, reward_scale=...)`.)
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    return env if scale == 1.0 else RewardScaled(env, float(scale))
+
+
 class ActionSpec(NamedTuple):
     """What a policy must output for an environment."""
 

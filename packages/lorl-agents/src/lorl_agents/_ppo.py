@@ -500,7 +500,13 @@ class PPO(eqx.Module):
         return total, aux
 
     def step(
-        self, state: PPOState, env: Any, env_params: Any, optimizer: Any
+        self,
+        state: PPOState,
+        env: Any,
+        env_params: Any,
+        optimizer: Any,
+        *,
+        training_proportion: Float[ArrayLike, ""] | None = None,
     ) -> tuple[PPOState, dict[str, Array]]:
         """One PPO update: a rollout of `n_steps` in every environment, GAE, then
         `n_epochs` passes over `n_minibatches` shuffled minibatches
@@ -512,14 +518,24 @@ class PPO(eqx.Module):
         - `state`: the training state.
         - `env`, `env_params`: the environment.
         - `optimizer`: the optimizer (the same one as at `init`).
+        - `training_proportion`: passed to [`lorl_agents.PPO.update`][] (default: from the
+            optimizer step count and `n_updates`; pipeline training passes each unit's
+            age).
 
         **Returns:**
 
-        `(state, metrics)` with scalar metrics for this update.
+        `(state, metrics)` with scalar metrics for this update and the rollout's episode
+        statistics.
         """
         state, data, ep_metrics, update_key = self.rollout(state, env, env_params)
         network, opt_state, opt_step, metrics = self.update(
-            state.network, state.opt_state, state.opt_step, data, optimizer, key=update_key
+            state.network,
+            state.opt_state,
+            state.opt_step,
+            data,
+            optimizer,
+            training_proportion=training_proportion,
+            key=update_key,
         )
         metrics.update(ep_metrics)
         new_state = PPOState(

@@ -38,6 +38,6 @@ from ._metagrad_ppo import (
 )
 from ._schedule import reset_mask as reset_mask, reset_offsets as reset_offsets
 from ._shaping import centered_ranks as centered_ranks, pairwise_fitness as pairwise_fitness
-from ._tasks import LRScaled as LRScaled, MetaTask as MetaTask, RewardScaled as RewardScaled
+from ._tasks import MetaTask as MetaTask, task_optimizer as task_optimizer
 
 __version__ = "0.1.0"

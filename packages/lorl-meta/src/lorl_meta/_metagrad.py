@@ -117,7 +117,7 @@ class MetaGradientTrainer(MetaGradientBase):
        optimizer state) when `r_i == t mod m`, with `r_1..r_n` evenly spaced integers over
        `[0, m - 1]` ([`lorl_meta.reset_offsets`][]). The ablation never resets.
     2. Every unit makes `M` A2C updates with the learned optimizer (rollout, gradient of
-       the full A2C loss, element-wise clip, learned update: `lorl_agents.A2C.update`).
+       the full A2C loss, element-wise clip, learned update: `lorl_agents.A2C.step`).
     3. A fresh rollout with the updated network gives the outer loss (the actor part of
        the A2C loss by default).
     4. The meta-gradient of the outer loss, averaged over units and then over tasks, flows
@@ -170,22 +170,14 @@ class MetaGradientTrainer(MetaGradientBase):
         opt = task.optimizer_for(optimizer)
 
         def inner(state: A2CState, _):
-            state, trajectory, ep = agent.rollout(state, env, task.env_params)
-            key, opt_key = jax.random.split(state.key)
-            network, opt_state, aux = agent.update(
-                state.network,
-                state.opt_state,
-                trajectory,
+            state, aux = agent.step(
+                state,
+                env,
+                task.env_params,
                 opt,
-                state.update,
                 training_proportion=self.training_proportion(state.update),
-                key=opt_key,
             )
-            new = A2CState(
-                network, opt_state, state.env_state, state.obs, state.episodes,
-                state.update + 1, key,
-            )  # fmt: skip
-            return new, (ep["episode_return"], aux["nonfinite"])
+            return state, (aux["episode_return"], aux["nonfinite"])
 
         unit, (returns, nonfinite) = jax.lax.scan(inner, unit, None, length=self.config.n_inner)
         unit, trajectory, ep = agent.rollout(unit, env, task.env_params)

@@ -17,12 +17,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, Float, Int, PyTree
 
-from lorl_agents import PPO, PPOState
+from lorl_agents import PPO, PPOState, scale_rewards
 from lorl_optim import AbstractLearnedOptimizer
 
 from ._metagrad import MetaGradientConfig
 from ._metagrad_base import MetaGradientBase, unit_metrics
-from ._tasks import LRScaled, RewardScaled
+from ._tasks import task_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,20 +96,13 @@ class PPOMetaTask:
 
     @property
     def train_env(self) -> Any:
-        """The environment the units train on (rewards scaled if `reward_scale != 1`)."""
-        return self.env if self.reward_scale == 1.0 else RewardScaled(self.env, self.reward_scale)
+        """The environment the units train on (`lorl_agents.scale_rewards` by
+        `reward_scale`)."""
+        return scale_rewards(self.env, self.reward_scale)
 
     def optimizer_for(self, optimizer: Any) -> Any:
-        """`optimizer` at this task's agent learning rate (see [`lorl_meta.LRScaled`][])."""
-        if self.agent_lr is None:
-            return optimizer
-        base = getattr(optimizer, "learning_rate", None)
-        if not isinstance(base, int | float) or base <= 0:
-            raise ValueError(
-                f"PPOMetaTask {self.name!r} sets agent_lr, but {type(optimizer).__name__} has "
-                "no positive `learning_rate` to rescale; leave agent_lr None"
-            )
-        return LRScaled(optimizer, float(self.agent_lr) / float(base))
+        """`optimizer` at this task's agent learning rate (its `with_learning_rate`)."""
+        return task_optimizer(self.name, optimizer, self.agent_lr)
 
 
 class PPOMetaGradientState(eqx.Module):
@@ -202,28 +195,17 @@ class PPOMetaGradientTrainer(MetaGradientBase):
 
         **Returns:**
 
-        `(unit, metrics)`: the unit after the update (`update` counter + 1) and the PPO
-        update's metrics plus the rollout's `episode_return`.
+        `(unit, metrics)`: the unit after the update (`update` counter + 1) and the metrics
+        of [`lorl_agents.PPO.step`][] (the update's, and the rollout's episode
+        statistics).
         """
-        agent = task.agent
-        opt = task.optimizer_for(optimizer)
-        state, batch, ep, update_key = agent.rollout(unit, task.train_env, task.env_params)
-        network, opt_state, opt_step, aux = agent.update(
-            state.network,
-            state.opt_state,
-            state.opt_step,
-            batch,
-            opt,
-            training_proportion=self.training_proportion(state.update),
-            key=update_key,
+        return task.agent.step(
+            unit,
+            task.train_env,
+            task.env_params,
+            task.optimizer_for(optimizer),
+            training_proportion=self.training_proportion(unit.update),
         )
-        new = PPOState(
-            network, opt_state, state.env_state, state.obs, state.episodes, opt_step,
-            state.update + 1, state.key,
-        )  # fmt: skip
-        aux = dict(aux)
-        aux["episode_return"] = ep["episode_return"]
-        return new, aux
 
     def _unit_objective(
         self, task: PPOMetaTask, optimizer: Any, unit: PPOState

@@ -4,86 +4,32 @@ reward scale and agent learning rate (Optim4RL multi-task training, Section 6.2)
 import dataclasses
 from typing import Any
 
-import equinox as eqx
-import jax
-from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
-
-from lorl_agents import A2C
-from lorl_optim import AbstractLearnedOptimizer, LearnedOptimizerState
+from lorl_agents import A2C, scale_rewards
 
 
-class RewardScaled:
-    """A gymnax-interface environment whose rewards are multiplied by `scale`.
+def task_optimizer(task_name: str, optimizer: Any, agent_lr: float | None) -> Any:
+    """`optimizer` at a task's agent learning rate: `optimizer` itself when `agent_lr` is
+    `None`, else `optimizer.with_learning_rate(agent_lr)` (same meta-parameters;
+    meta-gradients flow into them).
 
-    Optim4RL's multi-task meta-training scales each gridworld's rewards so the tasks'
-    agent-gradients are of comparable size (the reference code's per-task reward scale;
-    `lorl_gridworlds.LPG_SPECS[name].multitask_reward_scale`). Returns reported by the
-    trainers are divided by `scale` again (unscaled units).
+    **Raises:**
+
+    `ValueError` if `agent_lr` is set but the optimizer has no positive `learning_rate`
+    (OPEN has none).
     """
-
-    def __init__(self, env: Any, scale: float):
-        self.env = env
-        self.scale = float(scale)
-
-    @property
-    def default_params(self) -> Any:
-        return self.env.default_params
-
-    def action_space(self, params: Any = None) -> Any:
-        return self.env.action_space(params)
-
-    def observation_space(self, params: Any = None) -> Any:
-        return self.env.observation_space(params)
-
-    def reset(self, key: PRNGKeyArray, params: Any = None) -> tuple[Any, Any]:
-        return self.env.reset(key, params)
-
-    def step(self, key: PRNGKeyArray, state: Any, action: Any, params: Any = None) -> tuple:
-        obs, state, reward, terminated, truncated, info = self.env.step(key, state, action, params)
-        return obs, state, reward * self.scale, terminated, truncated, info
-
-
-class LRScaled(AbstractLearnedOptimizer):
-    """A learned optimizer whose updates are multiplied by a constant `factor`.
-
-    Learned optimizers keep their agent learning rate as a static field that cannot be
-    replaced without re-initialising the meta-parameters; for the Optim4RL optimizers
-    (updates proportional to the learning rate) running the same meta-parameters at agent
-    learning rate `lr` is exactly `LRScaled(opt, lr / opt.learning_rate)`. Meta-gradients
-    flow into `inner`'s fields.
-    """
-
-    inner: AbstractLearnedOptimizer
-    factor: float = eqx.field(static=True)
-
-    def init(self, params: PyTree[Float[Array, "..."]]) -> LearnedOptimizerState:
-        return self.inner.init(params)
-
-    def update(
-        self,
-        grads: PyTree[Float[Array, "..."]],
-        state: LearnedOptimizerState,
-        params: PyTree[Float[Array, "..."]] | None = None,
-        *,
-        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
-        training_proportion: Float[ArrayLike, ""] | None = None,
-        batch_proportion: Float[ArrayLike, ""] | None = None,
-        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
-        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
-        key: PRNGKeyArray | None = None,
-    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        updates, state = self.inner.update(
-            grads,
-            state,
-            params,
-            dormancy=dormancy,
-            training_proportion=training_proportion,
-            batch_proportion=batch_proportion,
-            layer_proportions=layer_proportions,
-            actor_mask=actor_mask,
-            key=key,
+    if agent_lr is None:
+        return optimizer
+    base = getattr(optimizer, "learning_rate", None)
+    if (
+        not isinstance(base, int | float)
+        or base <= 0
+        or not hasattr(optimizer, "with_learning_rate")
+    ):
+        raise ValueError(
+            f"task {task_name!r} sets agent_lr, but {type(optimizer).__name__} has no "
+            "positive `learning_rate` to replace (OPEN has none); leave agent_lr None"
         )
-        return jax.tree.map(lambda u: u * self.factor, updates), state
+    return optimizer.with_learning_rate(float(agent_lr))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -136,17 +82,10 @@ class MetaTask:
 
     @property
     def train_env(self) -> Any:
-        """The environment the units train on (rewards scaled if `reward_scale != 1`)."""
-        return self.env if self.reward_scale == 1.0 else RewardScaled(self.env, self.reward_scale)
+        """The environment the units train on (`lorl_agents.scale_rewards` by
+        `reward_scale`)."""
+        return scale_rewards(self.env, self.reward_scale)
 
     def optimizer_for(self, optimizer: Any) -> Any:
-        """`optimizer` at this task's agent learning rate (see [`lorl_meta.LRScaled`][])."""
-        if self.agent_lr is None:
-            return optimizer
-        base = getattr(optimizer, "learning_rate", None)
-        if not isinstance(base, int | float) or base <= 0:
-            raise ValueError(
-                f"MetaTask {self.name!r} sets agent_lr, but {type(optimizer).__name__} has "
-                "no positive `learning_rate` to rescale (OPEN has none); leave agent_lr None"
-            )
-        return LRScaled(optimizer, float(self.agent_lr) / float(base))
+        """`optimizer` at this task's agent learning rate (its `with_learning_rate`)."""
+        return task_optimizer(self.name, optimizer, self.agent_lr)

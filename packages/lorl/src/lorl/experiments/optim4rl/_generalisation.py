@@ -79,7 +79,7 @@ def _run_generalisation(config: GeneralisationConfig, run_dir: RunDir) -> dict[s
 
     def at_agent_lr(path: str) -> Any:
         opt = load_optimizer(path)
-        return lm.LRScaled(opt, config.agent_lr / opt.learning_rate)  # pyright: ignore[reportAttributeAccessIssue]
+        return lm.task_optimizer(path, opt, config.agent_lr)
 
     meta = out["meta"]["optim4rl"]
     # the meta-trained optimizer, and the untrained one it started from as the control
