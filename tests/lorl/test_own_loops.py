@@ -5,6 +5,9 @@ lorl's own PPO network with the same weights), its proportions from
 `with_open_proportions` and reaches the update through `apply_gradients`; Optim4RL drops
 in for Adam with a schedule. This is the code of docs/lorl/own-code.md's PureJaxRL page."""
 
+import functools
+from typing import Any
+
 import equinox as eqx
 import flax.linen as nn
 import jax
@@ -28,20 +31,23 @@ NETWORKS = {
 class ActorCritic(nn.Module):
     """Two tanh MLPs; returns every layer's output for OPEN's dormancy."""
 
+    kernel_init: Any = nn.initializers.lecun_normal()  # flax's Dense default
+
     @nn.compact
     def __call__(self, x):
         acts = {}
         h = x
+        dense = functools.partial(nn.Dense, kernel_init=self.kernel_init)
         for i in range(2):
-            h = nn.tanh(nn.Dense(WIDTH, name=f"actor_{i}")(h))
+            h = nn.tanh(dense(WIDTH, name=f"actor_{i}")(h))
             acts[f"actor_{i}"] = h
-        logits = nn.Dense(ACTIONS, name="actor_out")(h)
+        logits = dense(ACTIONS, name="actor_out")(h)
         acts["actor_out"] = logits
         h = x
         for i in range(2):
-            h = nn.tanh(nn.Dense(WIDTH, name=f"critic_{i}")(h))
+            h = nn.tanh(dense(WIDTH, name=f"critic_{i}")(h))
             acts[f"critic_{i}"] = h
-        value = nn.Dense(1, name="critic_out")(h)
+        value = dense(1, name="critic_out")(h)
         acts["critic_out"] = value
         return logits, value[..., 0], acts
 
@@ -60,8 +66,8 @@ def _batch(key):
     }
 
 
-def _loss(params, mb):
-    logits, value, acts = MODEL.apply(params, mb["obs"])
+def _loss(params, mb, model=MODEL):
+    logits, value, acts = model.apply(params, mb["obs"])
     logp_all = jax.nn.log_softmax(logits)
     logp = jnp.take_along_axis(logp_all, mb["action"][:, None], axis=1)[:, 0]
     ratio = jnp.exp(logp - mb["old_logp"])
@@ -97,6 +103,36 @@ def _train(tx, with_context):
         return state.params, state.step
 
     return jax.jit(jax.vmap(run))
+
+
+def test_orthogonal_init_outside_the_vmap_workaround():
+    """docs/lorl/own-code.md's workaround for the vmapped-QR hang: with an orthogonal
+    initialiser, initialise each seed's parameters outside the vmapped program (the QR runs
+    unbatched) and vmap only the training, which then equals the unbatched runs."""
+    model = ActorCritic(kernel_init=nn.initializers.orthogonal(np.sqrt(2)))
+    seeds = jax.random.split(jax.random.key(3), 2)
+    init = jax.jit(lambda k: model.init(k, jnp.zeros((1, OBS))))
+    with jax.numpy_dtype_promotion("standard"):  # flax's orthogonal initialiser needs it
+        per_seed = [init(k) for k in seeds]  # one unbatched init (QR) per seed
+    params = jax.tree.map(lambda *xs: jnp.stack(xs), *per_seed)
+    tx = optax.adam(1e-3)
+
+    def run(params, key):
+        state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+        for _ in range(N_UPDATES):
+            key, batch_key = jax.random.split(key)
+            grads = jax.grad(lambda p, mb: _loss(p, mb, model)[0])(state.params, _batch(batch_key))
+            state = state.apply_gradients(grads=grads)
+        return state.params
+
+    kernel = np.asarray(per_seed[0]["params"]["actor_1"]["kernel"])  # (16, 16): orthogonal
+    np.testing.assert_allclose(kernel.T @ kernel, 2.0 * np.eye(WIDTH), atol=1e-4)
+    with jax.numpy_dtype_promotion("standard"):  # optax's Adam (bias correction) needs it
+        batched = jax.jit(jax.vmap(run))(params, seeds)
+        alone_runs = [jax.jit(run)(per_seed[i], key) for i, key in enumerate(seeds)]
+    for i, alone in enumerate(alone_runs):
+        for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(batched), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b[i]), rtol=1e-5, atol=1e-6)
 
 
 def _moved(before_key, params):

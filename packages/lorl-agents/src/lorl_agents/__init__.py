@@ -1,6 +1,7 @@
 """lorl-agents: A2C (Optim4RL) and PPO (OPEN) in JAX with pluggable (learned) optimizers."""
 
 from ._a2c import A2C as A2C, A2CState as A2CState, Trajectory as Trajectory
+from ._agent import AbstractAgent as AbstractAgent
 from ._brax import BraxEnv as BraxEnv, BraxEnvState as BraxEnvState, BraxParams as BraxParams
 from ._common import (
     EpisodeStats as EpisodeStats,

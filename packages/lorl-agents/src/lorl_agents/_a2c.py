@@ -1,22 +1,19 @@
 """A2C as in the Optim4RL paper (Lan et al. 2024, Appendix C), fully jitted, with the
 update step exposed as a pure, differentiable function."""
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray, PyTree
 
+from ._agent import AbstractAgent
 from ._common import (
     EpisodeStats,
-    TrainResult,
     as_optimizer,
-    check_finite,
     episode_metrics,
-    first_nonfinite,
     init_optimizer,
-    is_traced,
     optimizer_step,
 )
 from ._config import A2CConfig
@@ -49,7 +46,7 @@ class A2CState(eqx.Module):
     key: PRNGKeyArray
 
 
-class A2C(eqx.Module):
+class A2C(AbstractAgent):
     """Advantage actor-critic (Mnih et al. 2016) as trained in the Optim4RL paper.
 
     Each update: a rollout of `n_steps` in `n_envs` environments, lambda-returns from the
@@ -64,6 +61,28 @@ class A2C(eqx.Module):
     """
 
     config: A2CConfig = eqx.field(static=True)
+    name: ClassVar[str] = "a2c"
+    curve_metric: ClassVar[str] = "episode_return"
+
+    @property
+    def optimizer_calls_per_update(self) -> int:
+        """One optimizer call per update."""
+        return 1
+
+    def check_env(self, env: Any, env_params: Any) -> None:
+        """Raise `ValueError` unless `env` has discrete actions (A2C here is for the
+        gridworlds) and observations of a known shape."""
+        spec = action_spec(env, env_params)
+        if spec.continuous:
+            raise ValueError("A2C here supports discrete action spaces only (gridworlds)")
+        observation_shape(env, env_params)
+
+    def final_return(self, state: A2CState, metrics: dict[str, Array]) -> Float[Array, ""]:
+        """The Optim4RL definition: the mean of the per-update average episode return over
+        the last `final_return_window` updates (updates without a finished episode are
+        skipped)."""
+        window = min(self.config.final_return_window, self.config.n_updates)
+        return jnp.nanmean(metrics["episode_return"][-window:])
 
     def _venv(self, env: Any) -> VecEnv:
         return VecEnv(env, self.config.n_envs, gamma=self.config.gamma)
@@ -343,64 +362,3 @@ class A2C(eqx.Module):
             network, opt_state, state.env_state, state.obs, state.episodes, state.update + 1, key
         )
         return new_state, metrics
-
-    def train(
-        self,
-        env: Any,
-        env_params: Any,
-        optimizer: Any,
-        network: A2CNetwork | None = None,
-        *,
-        key: PRNGKeyArray,
-    ) -> TrainResult:
-        """A whole training run, one jitted function of `key` (vmappable).
-
-        **Arguments:**
-
-        - `env`, `env_params`: a gymnax-interface environment with discrete actions
-            (e.g. from `lorl_gridworlds.make`).
-        - `optimizer`: optax transformation or learned optimizer.
-        - `network`: start from this network instead of a fresh one.
-        - `key`: PRNG key.
-
-        **Returns:**
-
-        A [`lorl_agents.TrainResult`][] whose `final_return` is the Optim4RL definition:
-        the mean of the per-update average episode return over the last
-        `final_return_window` updates (updates without a finished episode are skipped).
-        Raises [`lorl_agents.NonFiniteUpdateError`][] outside `jit`/`vmap` as
-        [`lorl_agents.PPO.train`][] does.
-        """
-        as_optimizer(optimizer)
-        if network is not None:
-            self.check(env, env_params, network)
-        else:
-            spec = action_spec(env, env_params)
-            if spec.continuous:
-                raise ValueError("A2C here supports discrete action spaces only (gridworlds)")
-            observation_shape(env, env_params)
-        result = _train_a2c(self, env, env_params, optimizer, network, key)
-        if not is_traced(result.first_nonfinite_update):
-            check_finite(result)
-        return result
-
-
-@eqx.filter_jit
-def _train_a2c(
-    agent: A2C, env: Any, env_params: Any, optimizer: Any, network: Any, key: PRNGKeyArray
-) -> TrainResult:
-    state = agent.init(env, env_params, optimizer, network, key=key)
-
-    def body(state, _):
-        return agent.step(state, env, env_params, optimizer)
-
-    state, metrics = jax.lax.scan(body, state, None, length=agent.config.n_updates)
-    window = min(agent.config.final_return_window, agent.config.n_updates)
-    final = jnp.nanmean(metrics["episode_return"][-window:])
-    return TrainResult(
-        network=state.network,
-        metrics=metrics,
-        final_return=final,
-        first_nonfinite_update=first_nonfinite(metrics["nonfinite"]),
-        layer_names=state.network.layer_names(),
-    )

@@ -1,22 +1,19 @@
 """PPO as in the OPEN paper (Goldie et al. 2024, Appendix C.1), fully jitted."""
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 
+from ._agent import AbstractAgent
 from ._common import (
     EpisodeStats,
-    TrainResult,
     as_optimizer,
-    check_finite,
     clip_by_group_norm,
     episode_metrics,
-    first_nonfinite,
     init_optimizer,
-    is_traced,
     optimizer_step,
 )
 from ._config import PPOConfig
@@ -172,7 +169,7 @@ class PPOState(eqx.Module):
     key: PRNGKeyArray
 
 
-class PPO(eqx.Module):
+class PPO(AbstractAgent):
     """Proximal policy optimisation (Schulman et al. 2017) as the OPEN paper runs it.
 
     PureJaxRL-style: rollouts, GAE, epochs of shuffled minibatches and the optimizer all
@@ -187,6 +184,23 @@ class PPO(eqx.Module):
     """
 
     config: PPOConfig = eqx.field(static=True)
+    name: ClassVar[str] = "ppo"
+    curve_metric: ClassVar[str] = "last_return"
+
+    @property
+    def optimizer_calls_per_update(self) -> int:
+        """`n_epochs * n_minibatches` optimizer calls per update."""
+        return self.config.n_epochs * self.config.n_minibatches
+
+    def check_env(self, env: Any, env_params: Any) -> None:
+        """Raise `ValueError` unless `env`'s observations and actions are supported."""
+        observation_shape(env, env_params)
+        action_spec(env, env_params)
+
+    def final_return(self, state: PPOState, metrics: dict[str, Array]) -> Float[Array, ""]:
+        """The OPEN definition: the mean over environments of each environment's last
+        completed episode return at the end of training."""
+        return jnp.mean(state.episodes.last_return)
 
     def _venv(self, env: Any, env_params: Any) -> VecEnv:
         spec = action_spec(env, env_params)
@@ -549,64 +563,3 @@ class PPO(eqx.Module):
             state.key,
         )
         return new_state, metrics
-
-    def train(
-        self,
-        env: Any,
-        env_params: Any,
-        optimizer: Any,
-        network: PPONetwork | None = None,
-        *,
-        key: PRNGKeyArray,
-    ) -> TrainResult:
-        """A whole training run, one jitted function of `key` (vmap it over keys, or over
-        an `eqx.Module` optimizer's meta-parameters).
-
-        **Arguments:**
-
-        - `env`, `env_params`: a gymnax-interface environment and its parameters (from
-            [`lorl_agents.make_env`][], `gymnax.make`, `lorl_gridworlds.make`, ...).
-        - `optimizer`: optax `GradientTransformation` (plain or `ExtraArgs`) or a learned
-            optimizer with optax-style `init` / `update`. Gradients reach it after global-
-            norm clipping.
-        - `network`: start from this network instead of a fresh one.
-        - `key`: PRNG key.
-
-        **Returns:**
-
-        A [`lorl_agents.TrainResult`][]. Its `final_return` is the OPEN definition: the
-        mean over environments of each environment's last completed episode return at the
-        end of training. When called outside `jit`/`vmap`, raises
-        [`lorl_agents.NonFiniteUpdateError`][] (with the first bad update index) if the
-        optimizer produced NaN or infinite updates; under `vmap`, call
-        [`lorl_agents.check_finite`][] on the result.
-        """
-        as_optimizer(optimizer)
-        if network is not None:
-            self.check(env, env_params, network)
-        else:
-            observation_shape(env, env_params)
-            action_spec(env, env_params)
-        result = _train_ppo(self, env, env_params, optimizer, network, key)
-        if not is_traced(result.first_nonfinite_update):
-            check_finite(result)
-        return result
-
-
-@eqx.filter_jit
-def _train_ppo(
-    agent: PPO, env: Any, env_params: Any, optimizer: Any, network: Any, key: PRNGKeyArray
-) -> TrainResult:
-    state = agent.init(env, env_params, optimizer, network, key=key)
-
-    def body(state, _):
-        return agent.step(state, env, env_params, optimizer)
-
-    state, metrics = jax.lax.scan(body, state, None, length=agent.config.n_updates)
-    return TrainResult(
-        network=state.network,
-        metrics=metrics,
-        final_return=jnp.mean(state.episodes.last_return),
-        first_nonfinite_update=first_nonfinite(metrics["nonfinite"]),
-        layer_names=state.network.layer_names(),
-    )

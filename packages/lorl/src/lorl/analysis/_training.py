@@ -11,13 +11,13 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from lorl_agents import A2C, PPO, conv_same_channels_last
+from lorl_agents import AbstractAgent, conv_same_channels_last
 
 from ._collect import GradientCollector, GradientSample
 from ._errors import AnalysisError
 
 
-def optimizer_calls(agent: A2C | PPO) -> int:
+def optimizer_calls(agent: AbstractAgent) -> int:
     """How many times `agent`'s training run calls its optimizer.
 
     **Arguments:**
@@ -28,12 +28,9 @@ def optimizer_calls(agent: A2C | PPO) -> int:
 
     The number of optimizer calls of a whole run.
     """
-    if isinstance(agent, PPO):
-        cfg = agent.config
-        return cfg.n_updates * cfg.n_epochs * cfg.n_minibatches
-    if isinstance(agent, A2C):
-        return agent.config.n_updates
-    raise AnalysisError(f"expected an A2C or PPO agent, got {type(agent).__name__}")
+    if not isinstance(agent, AbstractAgent):
+        raise AnalysisError(f"expected an A2C or PPO agent, got {type(agent).__name__}")
+    return agent.optimizer_calls
 
 
 @eqx.filter_jit
@@ -49,7 +46,7 @@ def _run_agent(agent: Any, env: Any, env_params: Any, optimizer: Any, key: PRNGK
 
 
 def collect_rl_gradients(
-    agent: A2C | PPO,
+    agent: AbstractAgent,
     env: Any,
     env_params: Any,
     optimizer: Any,

@@ -187,7 +187,7 @@ def _trainer(spec: EnvSpec, config: Any, env_params: Any, make_opt: Any) -> tupl
     learner = la.A2C(config) if isinstance(config, la.A2CConfig) else la.PPO(config)
     per_seed_level = spec.family == "levels" and env_params is None
     fixed_params = default_params if env_params is None else env_params
-    curve_name = "episode_return" if isinstance(learner, la.A2C) else "last_return"
+    curve_name = learner.curve_metric
 
     def run_one(seed: Array, hyper: Array) -> dict[str, Array]:
         key = jax.random.key(seed)
@@ -417,7 +417,7 @@ def evaluate(
     return EvaluationResult(
         env=spec.name,
         optimizer=label,
-        agent="a2c" if isinstance(learner, la.A2C) else "ppo",
+        agent=learner.name,
         seeds=seed_list,
         final_returns=out["final_return"].astype(np.float64),
         steps=(np.arange(1, n_updates + 1) * per_update).astype(np.int64),

@@ -150,19 +150,10 @@ def _baseline(kind: str, spec: EnvSpec, config: Any) -> optax.GradientTransforma
             f"no tuned {kind} values for {spec.name!r} (the OPEN paper tunes: {have}); give a "
             f"learning rate instead, e.g. '{kind}:3e-4'"
         )
-    p = tables[kind][spec.preset]
-    lr = (
-        lo.baselines.linear_annealing(
-            p.learning_rate, config.optimizer_steps, config.steps_per_update
-        )
-        if p.anneal
-        else p.learning_rate
+    build = {"adam": lo.baselines.adam, "rmsprop": lo.baselines.rmsprop, "lion": lo.baselines.lion}
+    return build[kind](
+        spec.preset, total_steps=config.optimizer_steps, steps_per_update=config.steps_per_update
     )
-    if kind == "adam":
-        return optax.adam(lr, b1=p.b1, b2=p.b2)
-    if kind == "rmsprop":
-        return optax.rmsprop(lr, decay=p.decay)
-    return optax.lion(lr, b1=p.b1, b2=p.b2)
 
 
 def _with_lr(kind: str, lr: "float | jax.Array") -> optax.GradientTransformation:
