@@ -354,7 +354,7 @@ def test_several_segments(monkeypatch):
         monkeypatch.setenv("LORL_OPTIM_FUSED_THREADS", threads)
         runs.append(_as_arrays(_segment_run(fused)))
     eager = _as_arrays(_segment_run(fused, jit=False))
-    monkeypatch.setattr(_fused, "LOG_CACHE_MAX_COLUMNS", 0)  # read when the call is traced
+    monkeypatch.setattr(_fused._calls, "LOG_CACHE_MAX_COLUMNS", 0)  # read when the call is traced
     recomputed = _as_arrays(_segment_run(fused, jit=False))
     for first, second in ((runs[0], runs[1]), (eager, recomputed)):
         for a, b in zip(first, second, strict=True):
@@ -524,7 +524,7 @@ def test_vmap_over_noise_keys():
 
 def test_missing_compiler_warns_and_falls_back(monkeypatch, tmp_path):
     monkeypatch.setattr(
-        _fused, "_state", {"tried": False, "ok": False, "error": None, "path": None}
+        _fused._compile, "_state", {"tried": False, "ok": False, "error": None, "path": None}
     )
     monkeypatch.setenv("LORL_OPTIM_CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.setenv("LORL_OPTIM_CACHE_DIR", str(tmp_path / "cache"))
@@ -561,10 +561,10 @@ def test_concurrent_builds_are_atomic(tmp_path):
     import concurrent.futures
     import ctypes
 
-    compiler = _fused._compiler()
+    compiler = _fused._compile._compiler()
     assert compiler is not None
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        paths = list(pool.map(lambda _: _fused._build(compiler, tmp_path), range(2)))
+        paths = list(pool.map(lambda _: _fused._compile._build(compiler, tmp_path), range(2)))
     assert paths[0] == paths[1]
     assert [p.name for p in tmp_path.iterdir()] == [paths[0].name]  # no temporary left
     ctypes.cdll.LoadLibrary(str(paths[0])).LorlOpenStep  # noqa: B018
@@ -594,7 +594,7 @@ def test_remove_stale_builds_age_rule_and_lock(tmp_path):
     assert _fused.STALE_DAYS == 7.0 and _fused.STALE_TMP_HOURS == 6.0
     keep = tmp_path / "lorl_optim_kernels-current.so"
     # While another process builds or loads (shared lock), nothing is removed.
-    with _fused._cache_lock(tmp_path, exclusive=False) as held:
+    with _fused._compile._cache_lock(tmp_path, exclusive=False) as held:
         assert held
         assert _fused.remove_stale_builds(tmp_path, keep=keep) == []
     assert {p.name for p in tmp_path.iterdir()} == {*files, ".lock"}
@@ -612,18 +612,18 @@ def test_loading_marks_the_library_and_removes_stale_builds(monkeypatch, tmp_pat
     compiles) and a stale one: the library is loaded, its mtime set to now, the stale file
     removed."""
     assert _fused.available()
-    current = _fused._state["path"]
+    current = _fused._compile._state["path"]
     shutil.copy(current, tmp_path / current.name)
     _touch(tmp_path / "lorl_optim_kernels-stale.so", 10 * 86400.0)
     old = time.time() - 20 * 86400.0
     os.utime(tmp_path / current.name, (old, old))
     monkeypatch.setenv("LORL_OPTIM_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(
-        _fused, "_state", {"tried": False, "ok": False, "error": None, "path": None}
+        _fused._compile, "_state", {"tried": False, "ok": False, "error": None, "path": None}
     )
     # The targets are registered already in this process; do not register the copy.
     monkeypatch.setattr(jax.ffi, "register_ffi_target", lambda *a, **k: None)
     assert _fused.available(), _fused.error()
-    assert _fused._state["path"] == tmp_path / current.name
+    assert _fused._compile._state["path"] == tmp_path / current.name
     assert time.time() - (tmp_path / current.name).stat().st_mtime < 600
     assert not (tmp_path / "lorl_optim_kernels-stale.so").exists()

@@ -630,6 +630,37 @@ def _fold_context(
     return jnp.concatenate(cols, axis=1).T, b
 
 
+def _centred(layer: Linear) -> tuple[Array, Array]:
+    w = layer.weight - jnp.mean(layer.weight, axis=0, keepdims=True)
+    return w, layer.bias - jnp.mean(layer.bias)
+
+
+def pack_open_network(net: OPENNetwork) -> Float[Array, " w"]:
+    """One OPEN network's weights in the kernel's packed layout (`_fused/open.h`, `OpenNet`);
+    the LayerNorm centring is folded into the layers as in `lorl_optim.MLP`."""
+    if net.mlp.norms is None:
+        raise ValueError("the fused kernel packs OPEN networks with LayerNorm only")
+    l0, l1, l2 = net.mlp.layers
+    n1, n2 = net.mlp.norms
+    w0, b0 = _centred(l0)
+    w1, b1 = _centred(l1)
+    parts = [
+        net.gru.weight_hh.T,
+        net.gru.bias_hn,
+        w0.T,
+        b0,
+        n1.scale,
+        n1.bias,
+        w1.T,
+        b1,
+        n2.scale,
+        n2.bias,
+        l2.weight.T,
+        l2.bias,
+    ]
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in parts])
+
+
 def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tuple[Array, Array]:
     """`_xla_core` with one call of the fused CPU kernel (per-tensor statistics and their
     normalisation, network and `u_hat`); the per-leaf context folding stays in JAX (tiny,
@@ -665,7 +696,7 @@ def _fused_core(opt: OPEN, data: dict[str, Any], sizes: tuple[int, ...]) -> tupl
             eps = data["mask"][0] if eps is None else eps * data["mask"][0]
         else:
             leaf_noise = mask_table
-    packed = jnp.stack([_fused.pack_open_network(net) for net in nets])
+    packed = jnp.stack([pack_open_network(net) for net in nets])
     new_slots, u_hat = _fused.open_step(
         g,
         p,

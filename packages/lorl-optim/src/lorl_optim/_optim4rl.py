@@ -215,6 +215,16 @@ def _xla_columns(
     return slots, delta
 
 
+def pack_optim4rl(opt: "Optim4RL") -> Float[Array, " w"]:
+    """Optim4RL's weights in the kernel's packed layout (`_fused/optim4rl.h`, `O4Net`)."""
+    parts = []
+    for gru, mlp in ((opt.gru1, opt.mlp1), (opt.gru2, opt.mlp2)):
+        parts += [gru.weight_ih.T, gru.bias_ih, gru.weight_hh.T, gru.bias_hn]
+        for layer in mlp.layers:
+            parts += [layer.weight.T, layer.bias]
+    return jnp.concatenate([jnp.ravel(x).astype(jnp.float32) for x in parts])
+
+
 def _fused_columns(
     opt: AbstractGradientOnlyOptimizer, data: dict[str, Array], sizes: tuple[int, ...]
 ) -> tuple[Array, Array]:
@@ -343,7 +353,7 @@ class Optim4RL(AbstractGradientOnlyOptimizer):
         return _fused.optim4rl_step(
             g,
             slots,
-            _fused.pack_optim4rl(self),
+            pack_optim4rl(self),
             hidden=self.gru1.hidden_size,
             widths=widths,
             learning_rate=self._fixed_rate,
