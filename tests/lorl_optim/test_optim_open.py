@@ -451,3 +451,27 @@ def test_nan_propagates_and_is_detectable():
     assert bool(lo.has_nonfinite(bad)) and not bool(lo.has_nonfinite(opt))
     upd, _ = _step(bad, _grads(0), state, params, CONTEXT, jax.random.key(0))
     assert bool(lo.has_nonfinite(upd))
+
+
+def test_context_as_one_structure_equals_keywords():
+    """`update(context=OptimizerContext(...))`, the keywords, a mix of both, `step` and
+    the optax adapter give the same update; a field given twice is an error."""
+    opt = lo.load_open("breakout")
+    params, grads, key = _params(), _grads(0), jax.random.key(7)
+    state = opt.init(params)
+    want, _ = opt.update(grads, state, params, **CONTEXT, key=key)
+    ctx = lo.OptimizerContext(**CONTEXT)
+    part = lo.OptimizerContext(dormancy=CONTEXT["dormancy"], actor_mask=CONTEXT["actor_mask"])
+    rest = {k: v for k, v in CONTEXT.items() if k not in ("dormancy", "actor_mask")}
+    tx = opt.as_optax()
+    runs = {
+        "context": opt.update(grads, state, params, context=ctx, key=key)[0],
+        "mixed": opt.update(grads, state, params, context=part, **rest, key=key)[0],
+        "step": opt.step(grads, state, params, ctx, key=key)[0],
+        "optax": tx.update(grads, tx.init(params), params, context=ctx, key=key)[0],
+    }
+    for name, got in runs.items():
+        for a, b in zip(_leaves(want), _leaves(got), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    with pytest.raises(ValueError, match="both in `context` and as keywords"):
+        opt.update(grads, state, params, context=ctx, dormancy=CONTEXT["dormancy"], key=key)

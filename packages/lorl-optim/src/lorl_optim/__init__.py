@@ -10,6 +10,7 @@ from ._ablations import L2LGD2 as L2LGD2, LinearOptim as LinearOptim
 from ._base import (
     AbstractLearnedOptimizer as AbstractLearnedOptimizer,
     LearnedOptimizerState as LearnedOptimizerState,
+    OptimizerContext as OptimizerContext,
     has_nonfinite as has_nonfinite,
 )
 from ._clip import clip_by_actor_critic_norm as clip_by_actor_critic_norm

@@ -14,6 +14,7 @@ from ._layout import ParamLayout
 # The context names `update` accepts; `as_optax` forwards optax extra args with these names
 # and ignores every other extra arg (optax chains pass all extra args to every member).
 CONTEXT_NAMES = (
+    "context",
     "dormancy",
     "training_proportion",
     "batch_proportion",
@@ -41,14 +42,13 @@ class LearnedOptimizerState(eqx.Module):
     count: Int[Array, ""] | None = None
 
 
-class AbstractLearnedOptimizer(eqx.Module):
-    """A learned optimizer: its fields are the meta-parameters.
+class OptimizerContext(eqx.Module):
+    """What a learned optimizer may condition on besides the gradients, parameters and key
+    (OPEN, Section 5: the inputs beyond the gradient): one structure passed from
+    [`lorl_optim.AbstractLearnedOptimizer.update`][] to each optimizer's `step`. Each
+    optimizer reads what it needs (a missing required field raises `ValueError` there).
 
-    Subclasses implement `init` and `update`. Sign convention (optax): `update` returns
-    updates to be *added* to the parameters (`optax.apply_updates`).
-
-    Context keyword arguments of `update` (each optimizer uses what it needs and ignores
-    the rest; a missing required one raises `ValueError`):
+    **Fields** (all optional):
 
     - `dormancy`: pytree like the parameters; each leaf broadcastable to its parameter
       leaf, holding each weight's downstream neuron's score: `(out,)` for a flax kernel
@@ -58,7 +58,28 @@ class AbstractLearnedOptimizer(eqx.Module):
     - `layer_proportions`: pytree like the parameters, a scalar (or broadcastable array)
       per leaf.
     - `actor_mask`: pytree like the parameters, a bool per leaf (True for actor leaves).
-    - `key`: a PRNG key (for optimizers with stochastic updates).
+    """
+
+    dormancy: PyTree[Float[ArrayLike, "..."]] | None = None
+    training_proportion: Float[ArrayLike, ""] | None = None
+    batch_proportion: Float[ArrayLike, ""] | None = None
+    layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None
+    actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None
+
+
+class AbstractLearnedOptimizer(eqx.Module):
+    """A learned optimizer: its fields are the meta-parameters.
+
+    Subclasses implement `init` and `step`; `update`, the optax-style entry point, gathers
+    the context keyword arguments into an [`lorl_optim.OptimizerContext`][] and calls
+    `step`. Sign convention (optax): the returned updates are to be *added* to the
+    parameters (`optax.apply_updates`).
+
+    Context keyword arguments of `update` (each optimizer uses what it needs and ignores
+    the rest; a missing required one raises `ValueError`): `dormancy`,
+    `training_proportion`, `batch_proportion`, `layer_proportions`, `actor_mask` (see
+    [`lorl_optim.OptimizerContext`][]), or the structure itself as `context`; and `key`, a
+    PRNG key (for optimizers with stochastic updates).
     """
 
     @abc.abstractmethod
@@ -74,13 +95,13 @@ class AbstractLearnedOptimizer(eqx.Module):
         A `LearnedOptimizerState` with zero slots and the static parameter layout.
         """
 
-    @abc.abstractmethod
     def update(
         self,
         grads: PyTree[Float[Array, "..."]],
         state: LearnedOptimizerState,
         params: PyTree[Float[Array, "..."]] | None = None,
         *,
+        context: OptimizerContext | None = None,
         dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
         training_proportion: Float[ArrayLike, ""] | None = None,
         batch_proportion: Float[ArrayLike, ""] | None = None,
@@ -88,20 +109,76 @@ class AbstractLearnedOptimizer(eqx.Module):
         actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
         key: PRNGKeyArray | None = None,
     ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        """One optimizer step.
+        """One optimizer step (optax's signature, with the context as keyword arguments).
 
         **Arguments:**
 
         - `grads`: gradients, same tree as the `params` given to `init`.
         - `state`: the optimizer state.
         - `params`: current parameters (needed by optimizers that condition on them).
-        - `dormancy`, `training_proportion`, `batch_proportion`, `layer_proportions`,
-          `actor_mask`, `key`: context, see the class docstring.
+        - `context`: an [`lorl_optim.OptimizerContext`][]; or give its fields as the
+          keywords `dormancy`, `training_proportion`, `batch_proportion`,
+          `layer_proportions`, `actor_mask` (not both for the same field).
+        - `key`: a PRNG key (for optimizers with stochastic updates).
 
         **Returns:**
 
         `(updates, new_state)`, where `updates` are to be added to the parameters.
+
+        **Raises:**
+
+        `ValueError` if a field is given both in `context` and as a keyword.
         """
+        loose = {
+            "dormancy": dormancy,
+            "training_proportion": training_proportion,
+            "batch_proportion": batch_proportion,
+            "layer_proportions": layer_proportions,
+            "actor_mask": actor_mask,
+        }
+        if context is None:
+            context = OptimizerContext(**loose)
+        else:
+            both = [
+                k for k, v in loose.items() if v is not None and getattr(context, k) is not None
+            ]
+            if both:
+                raise ValueError(
+                    f"{type(self).__name__}.update: {both} given both in `context` and as "
+                    "keywords; give each once"
+                )
+            if any(v is not None for v in loose.values()):
+                context = OptimizerContext(
+                    **{k: getattr(context, k) if v is None else v for k, v in loose.items()}
+                )
+        return self.step(grads, state, params, context, key=key)
+
+    def step(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None,
+        context: OptimizerContext,
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
+        """One optimizer step with the context as one structure: what a subclass
+        implements (a subclass may override `update` instead).
+
+        **Arguments:**
+
+        - `grads`, `state`, `params`: as for `update`.
+        - `context`: the [`lorl_optim.OptimizerContext`][].
+        - `key`: a PRNG key or None.
+
+        **Returns:**
+
+        `(updates, new_state)`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} implements neither step(grads, state, params, context, "
+            "*, key) nor update"
+        )
 
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments (all but `key`) that rebuild this optimizer's

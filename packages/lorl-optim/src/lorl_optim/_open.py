@@ -8,12 +8,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree
 
 from . import _fused
 from ._base import (
     AbstractLearnedOptimizer,
     LearnedOptimizerState,
+    OptimizerContext,
     check_state,
     require,
     scalar_context,
@@ -454,38 +455,35 @@ class OPEN(AbstractLearnedOptimizer):
         rows.append(jnp.log(jnp.abs(g) + LOG_EPS))
         return m, rows
 
-    def update(
+    def step(
         self,
         grads: PyTree[Float[Array, "..."]],
         state: LearnedOptimizerState,
-        params: PyTree[Float[Array, "..."]] | None = None,
+        params: PyTree[Float[Array, "..."]] | None,
+        context: OptimizerContext,
         *,
-        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
-        training_proportion: Float[ArrayLike, ""] | None = None,
-        batch_proportion: Float[ArrayLike, ""] | None = None,
-        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
-        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
         key: PRNGKeyArray | None = None,
     ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        """One OPEN step.
+        """One OPEN step (called by `update`, which takes the context fields as keywords).
 
         **Arguments:**
 
         - `grads`: gradients (after the agent's gradient clipping), same tree as at `init`.
         - `state`: the optimizer state.
         - `params`: current parameters (feature 0; required unless `no_features`).
-        - `training_proportion`: scalar, `(t // (L * N_mb)) / (N_updates - 1)`
-          (see `lorl_optim.open_proportions`); required unless ablated.
-        - `batch_proportion`: scalar, `((t // N_mb) % L) / (L - 1)`; required unless
-          ablated.
-        - `layer_proportions`: pytree like `params`, a scalar per leaf,
-          `i / (n_layers - 1)` for the i-th dense layer of its network; required unless
-          ablated.
-        - `dormancy`: pytree like `params`, each leaf broadcastable to the parameter leaf
-          (the tau = 0 score of the downstream neuron, shape `(out,)` for a kernel
-          `(in, out)` and its bias); required unless ablated.
-        - `actor_mask`: pytree like `params`, a bool per leaf (True for actor leaves);
-          required with stochasticity or `separated`.
+        - `context`: an [`lorl_optim.OptimizerContext`][] with:
+          - `training_proportion`: scalar, `(t // (L * N_mb)) / (N_updates - 1)`
+            (see `lorl_optim.open_proportions`); required unless ablated.
+          - `batch_proportion`: scalar, `((t // N_mb) % L) / (L - 1)`; required unless
+            ablated.
+          - `layer_proportions`: pytree like `params`, a scalar per leaf,
+            `i / (n_layers - 1)` for the i-th dense layer of its network; required unless
+            ablated.
+          - `dormancy`: pytree like `params`, each leaf broadcastable to the parameter leaf
+            (the tau = 0 score of the downstream neuron, shape `(out,)` for a kernel
+            `(in, out)` and its bias); required unless ablated.
+          - `actor_mask`: pytree like `params`, a bool per leaf (True for actor leaves);
+            required with stochasticity or `separated`.
         - `key`: PRNG key for the actor noise; required with stochasticity. The noise is
           `jax.random.normal(key, (1, n_params))` over the flat parameter vector (leaves
           in `jax.tree` order), so the update is deterministic given the key. The fused
@@ -497,6 +495,10 @@ class OPEN(AbstractLearnedOptimizer):
         `(updates, new_state)` with `updates = -u`, to be added to the parameters.
         """
         owner = "OPEN"
+        dormancy, actor_mask = context.dormancy, context.actor_mask
+        training_proportion = context.training_proportion
+        batch_proportion = context.batch_proportion
+        layer_proportions = context.layer_proportions
         state = check_state(state, owner, self.n_slots)
         layout = state.layout
         dtype = layout.dtype

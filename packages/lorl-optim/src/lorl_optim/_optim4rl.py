@@ -8,12 +8,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from . import _fused
 from ._base import (
     AbstractLearnedOptimizer,
     LearnedOptimizerState,
+    OptimizerContext,
     check_learning_rate,
     check_state,
 )
@@ -108,26 +109,22 @@ class AbstractGradientOnlyOptimizer(AbstractLearnedOptimizer):
         count = jnp.zeros((), jnp.int32) if self.scheduled else None
         return LearnedOptimizerState(slots, layout, count)
 
-    def update(
+    def step(
         self,
         grads: PyTree[Float[Array, "..."]],
         state: LearnedOptimizerState,
-        params: PyTree[Float[Array, "..."]] | None = None,
+        params: PyTree[Float[Array, "..."]] | None,
+        context: OptimizerContext,
         *,
-        dormancy: PyTree[Float[ArrayLike, "..."]] | None = None,
-        training_proportion: Float[ArrayLike, ""] | None = None,
-        batch_proportion: Float[ArrayLike, ""] | None = None,
-        layer_proportions: PyTree[Float[ArrayLike, "..."]] | None = None,
-        actor_mask: PyTree[Bool[ArrayLike, "..."]] | None = None,
         key: PRNGKeyArray | None = None,
     ) -> tuple[PyTree[Float[Array, "..."]], LearnedOptimizerState]:
-        """One step (uses only `grads`; all context is ignored).
+        """One step (uses only `grads`; `params`, `context` and `key` are ignored).
 
         **Arguments:**
 
         - `grads`: gradients, same tree as at `init`.
         - `state`: the optimizer state.
-        - `params` and the context keywords: ignored.
+        - `params`, `context`, `key`: ignored.
 
         **Returns:**
 
