@@ -34,10 +34,13 @@ from ._metagrad_ppo import (
     PPOMetaGradientResult as PPOMetaGradientResult,
     PPOMetaGradientState as PPOMetaGradientState,
     PPOMetaGradientTrainer as PPOMetaGradientTrainer,
-    PPOMetaTask as PPOMetaTask,
 )
 from ._schedule import reset_mask as reset_mask, reset_offsets as reset_offsets
 from ._shaping import centered_ranks as centered_ranks, pairwise_fitness as pairwise_fitness
-from ._tasks import MetaTask as MetaTask, task_optimizer as task_optimizer
+from ._tasks import (
+    MetaTask as MetaTask,
+    PPOMetaTask as PPOMetaTask,
+    task_optimizer as task_optimizer,
+)
 
 __version__ = "0.1.0"

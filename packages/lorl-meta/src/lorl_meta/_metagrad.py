@@ -11,7 +11,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, Float, Int, PyTree
 
-from lorl_agents import A2CState
+from lorl_agents import A2C, A2CState
 from lorl_optim import AbstractLearnedOptimizer
 
 from ._metagrad_base import MetaGradientBase, unit_metrics
@@ -135,6 +135,8 @@ class MetaGradientTrainer(MetaGradientBase):
 
     _name = "MetaGradientTrainer"
     _task_type = MetaTask
+    _agent_type = A2C
+    _agent_hint = "an A2C agent; PPO tasks go to lorl_meta.PPOMetaGradientTrainer"
     _state_type = MetaGradientState
     _result_type = MetaGradientResult
     _progress_desc = "meta-gradient"
@@ -142,7 +144,7 @@ class MetaGradientTrainer(MetaGradientBase):
     def __init__(
         self,
         config: MetaGradientConfig,
-        tasks: Sequence[MetaTask] | MetaTask,
+        tasks: Sequence[MetaTask[A2C]] | MetaTask[A2C],
         *,
         mesh: Mesh | NamedSharding | None = None,
     ):
@@ -162,7 +164,7 @@ class MetaGradientTrainer(MetaGradientBase):
         self._setup(config, tasks, mesh)
 
     def _unit_objective(
-        self, task: MetaTask, optimizer: Any, unit: A2CState
+        self, task: MetaTask[A2C], optimizer: Any, unit: A2CState
     ) -> tuple[Float[Array, ""], tuple[A2CState, dict[str, Array]]]:
         """M inner updates of one unit, then the outer loss on a fresh rollout."""
         agent = task.agent

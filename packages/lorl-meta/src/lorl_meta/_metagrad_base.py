@@ -102,6 +102,8 @@ class MetaGradientBase(eqx.Module):
 
     _name: ClassVar[str] = ""
     _task_type: ClassVar[type] = object
+    _agent_type: ClassVar[type] = object
+    _agent_hint: ClassVar[str] = ""
     _state_type: ClassVar[type] = object
     _result_type: ClassVar[type] = object
     _progress_desc: ClassVar[str] = "meta-gradient"
@@ -116,6 +118,11 @@ class MetaGradientBase(eqx.Module):
             if not isinstance(t, self._task_type):
                 raise TypeError(
                     f"tasks must be {self._task_type.__name__} instances, got {type(t).__name__}"
+                )
+            if not isinstance(t.agent, self._agent_type):
+                raise TypeError(
+                    f"{self._name} trains {self._agent_type.__name__} units: task {t.name!r} "
+                    f"has a {type(t.agent).__name__} agent; it needs {self._agent_hint}"
                 )
         names = [t.name for t in task_list]
         if len(set(names)) != len(names):

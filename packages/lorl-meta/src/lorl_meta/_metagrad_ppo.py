@@ -13,16 +13,15 @@ from typing import Any, Literal
 
 import equinox as eqx
 import jax
-import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jaxtyping import Array, Float, Int, PyTree
 
-from lorl_agents import PPO, PPOState, scale_rewards
+from lorl_agents import PPO, PPOState
 from lorl_optim import AbstractLearnedOptimizer
 
 from ._metagrad import MetaGradientConfig
 from ._metagrad_base import MetaGradientBase, unit_metrics
-from ._tasks import task_optimizer
+from ._tasks import MetaTask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,63 +45,6 @@ class PPOMetaGradientConfig(MetaGradientConfig):
 
     reset_interval: int = 512  # Optim4RL Appendix C.3 (Ant): m in {512, 1024}
     outer_loss: Literal["actor", "full"] = "full"  # Optim4RL Appendix C: PPO outer = PPO loss
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class PPOMetaTask:
-    """One task of meta-gradient training through PPO (the PPO counterpart of
-    [`lorl_meta.MetaTask`][]).
-
-    **Arguments:**
-
-    - `name`: a label (used in metric names).
-    - `env`, `env_params`: a gymnax-interface environment, discrete or continuous actions
-      (e.g. `lorl_agents.make_env("ant")`).
-    - `agent`: the PPO agent of every unit (its `n_envs` environments, `n_steps`,
-      `n_epochs`, `n_minibatches`; its `n_updates` is not used: the training proportion is
-      the unit's age over its lifetime, see
-      [`lorl_meta.PPOMetaGradientTrainer.training_proportion`][]).
-    - `n_units`: training units `n` (Optim4RL Appendix C.3, Ant: 2048).
-    - `reward_scale`: multiplies the rewards during meta-training (1: off).
-    - `agent_lr`: agent learning rate for this task (`None`: the optimizer's own).
-    """
-
-    name: str
-    env: Any
-    env_params: Any
-    agent: PPO
-    n_units: int = 2048  # Optim4RL Appendix C.3 (Ant): n = 2048
-    reward_scale: float = 1.0
-    agent_lr: float | None = None
-
-    def __post_init__(self):
-        if not isinstance(self.agent, PPO):
-            raise TypeError(
-                f"PPOMetaTask {self.name!r}: agent must be a lorl_agents.PPO, got "
-                f"{type(self.agent).__name__} (A2C tasks go to lorl_meta.MetaTask)"
-            )
-        if not isinstance(self.n_units, int | np.integer) or self.n_units < 1:
-            raise ValueError(
-                f"PPOMetaTask {self.name!r}: n_units must be an integer >= 1, got {self.n_units}"
-            )
-        if not self.reward_scale > 0:
-            raise ValueError(
-                f"PPOMetaTask {self.name!r}: reward_scale must be > 0, got {self.reward_scale}"
-            )
-        if self.agent_lr is not None and not self.agent_lr > 0:
-            raise ValueError(
-                f"PPOMetaTask {self.name!r}: agent_lr must be > 0, got {self.agent_lr}"
-            )
-
-    @property
-    def train_env(self) -> Any:
-        """The environment the units train on (`lorl_agents.scale_rewards` by
-        `reward_scale`)."""
-        return scale_rewards(self.env, self.reward_scale)
-
-    def optimizer_for(self, optimizer: Any) -> Any:
-        """`optimizer` at this task's agent learning rate (its `with_learning_rate`)."""
-        return task_optimizer(self.name, optimizer, self.agent_lr)
 
 
 class PPOMetaGradientState(eqx.Module):
@@ -154,7 +96,9 @@ class PPOMetaGradientTrainer(MetaGradientBase):
     """
 
     _name = "PPOMetaGradientTrainer"
-    _task_type = PPOMetaTask
+    _task_type = MetaTask
+    _agent_type = PPO
+    _agent_hint = "a PPO agent (a PPOMetaTask); A2C tasks go to lorl_meta.MetaGradientTrainer"
     _state_type = PPOMetaGradientState
     _result_type = PPOMetaGradientResult
     _progress_desc = "meta-gradient (PPO)"
@@ -162,7 +106,7 @@ class PPOMetaGradientTrainer(MetaGradientBase):
     def __init__(
         self,
         config: MetaGradientConfig,
-        tasks: Sequence[PPOMetaTask] | PPOMetaTask,
+        tasks: Sequence[MetaTask[PPO]] | MetaTask[PPO],
         *,
         mesh: Mesh | NamedSharding | None = None,
     ):
@@ -171,7 +115,8 @@ class PPOMetaGradientTrainer(MetaGradientBase):
         - `config`: a [`lorl_meta.PPOMetaGradientConfig`][] (a plain
           [`lorl_meta.MetaGradientConfig`][] works too; mind its A2C default
           `outer_loss="actor"`).
-        - `tasks`: one [`lorl_meta.PPOMetaTask`][] or several (meta-gradient averaged).
+        - `tasks`: one [`lorl_meta.PPOMetaTask`][] (or `MetaTask` with a PPO agent) or
+          several (meta-gradient averaged).
         - `mesh`: shard the unit axis over devices (as [`lorl_meta.MetaGradientTrainer`][];
           every `n_units` must divide over the devices, checked here; the mesh may span
           several processes).
@@ -181,7 +126,7 @@ class PPOMetaGradientTrainer(MetaGradientBase):
         self._setup(config, tasks, mesh)
 
     def inner_update(
-        self, task: PPOMetaTask, optimizer: Any, unit: PPOState
+        self, task: MetaTask[PPO], optimizer: Any, unit: PPOState
     ) -> tuple[PPOState, dict[str, Array]]:
         """One inner update of one (unbatched) unit: a PPO update with the learned
         optimizer at the unit's training proportion. Pure and differentiable w.r.t. the
@@ -208,7 +153,7 @@ class PPOMetaGradientTrainer(MetaGradientBase):
         )
 
     def _unit_objective(
-        self, task: PPOMetaTask, optimizer: Any, unit: PPOState
+        self, task: MetaTask[PPO], optimizer: Any, unit: PPOState
     ) -> tuple[Float[Array, ""], tuple[PPOState, dict[str, Array]]]:
         """M inner PPO updates of one unit, then the outer loss on a fresh rollout."""
 
