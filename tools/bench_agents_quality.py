@@ -34,14 +34,15 @@ import optax
 
 import lorl_agents as la
 import lorl_optim as lo
+from lorl._paper import OPEN_ADAM_RETURNS, OPTIM4RL_A2C_BASELINE_ABOUT
 
-OPEN_ADAM_REFERENCE = {  # OPEN paper, spec agents_and_meta.md section 4 (Adam returns)
-    "Asterix-MinAtar": 15.04,
-    "Freeway-MinAtar": 61.84,
-    "Breakout-MinAtar": 50.08,
-    "SpaceInvaders-MinAtar": 167.09,
+OPEN_ADAM_REFERENCE = {  # OPEN's Adam returns (lorl._paper), by gymnax name
+    "Asterix-MinAtar": OPEN_ADAM_RETURNS["asterix"],
+    "Freeway-MinAtar": OPEN_ADAM_RETURNS["freeway"],
+    "Breakout-MinAtar": OPEN_ADAM_RETURNS["breakout"],
+    "SpaceInvaders-MinAtar": OPEN_ADAM_RETURNS["space_invaders"],
 }
-OPTIM4RL_REFERENCE = {"small_dense_short": 11.0, "big_dense_long": 23.0}  # about, Tables 8-10
+OPTIM4RL_REFERENCE = OPTIM4RL_A2C_BASELINE_ABOUT  # about, Optim4RL Figure 4
 
 
 def iqm_with_ci(final: np.ndarray) -> tuple[float, float, float]:

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from lorl import plots, stats
+from lorl._paper import OPEN_FIGURE2, OPEN_FIGURE4_IN_DISTRIBUTION
 from lorl.evaluation import EvaluationResult
-from lorl.experiments.open._common import FIG2_PAPER, base_agent
+from lorl.experiments.open._common import base_agent
 from lorl.experiments.open._published import PUBLISHED_FOR, PublishedConfig
 from lorl.runs import RunDir, to_jsonable
 
@@ -36,8 +37,8 @@ PAGE = ROOT / "docs" / "lorl" / "published-open.md"
 IMG = ROOT / "docs" / "lorl" / "img"
 GROUP = re.compile(r"^(?P<stage>eval-.+)-seeds-(?P<first>\d+)-(?P<last>\d+)$")
 PAPER = {
-    **FIG2_PAPER,
-    "all": "OPEN beats tuned Adam in distribution (Figure 4).",
+    **OPEN_FIGURE2,
+    "all": OPEN_FIGURE4_IN_DISTRIBUTION,
 }
 MULTI_PAPER = "Figure 3: the multi-task OPEN beats Adam in aggregate over the four games."
 ORDER = ("open", "open:multi", "adam", "rmsprop", "lion")

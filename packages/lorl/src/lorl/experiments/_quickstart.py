@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .._paper import OPEN_ADAM_RETURNS
 from ..runs import ConfigError, RunDir
 from ._registry import Experiment, register
 from .optim4rl._common import (
@@ -176,7 +177,7 @@ def _report_quickstart(run_dir: RunDir) -> str:
             k: (
                 "above Adam (Fig. 2, 1e7 steps)"
                 if k.startswith("OPEN")
-                else "50.08 at 1e7 steps (OPEN's Adam return, App. C)"
+                else f"{OPEN_ADAM_RETURNS['breakout']} at 1e7 steps (OPEN's Adam return, App. C)"
             )
             for k in res["minatar"]
         },

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..._paper import OPEN_FIGURE4_IN_DISTRIBUTION
 from ...runs import ConfigError, RunDir
 from .._registry import Experiment, register
 from . import _common as oc
@@ -121,7 +122,7 @@ def _pub_run(cfg: PublishedConfig, run_dir: RunDir) -> dict[str, Any]:
     return {"evaluation": evaluation, "agents": agents}
 
 
-PUBLISHED_PAPER = {**oc.FIG2_PAPER, "all": "OPEN beats tuned Adam in distribution (Figure 4)."}
+PUBLISHED_PAPER = {**oc.FIG2_PAPER, "all": OPEN_FIGURE4_IN_DISTRIBUTION}
 
 
 def _pub_report(run_dir: RunDir) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..._lazy import lazy_module
+from ..._paper import OPEN_ADAM_RETURNS, OPEN_FIGURE2
 from ...runs import ConfigError
 
 if TYPE_CHECKING:
@@ -76,15 +77,8 @@ TABLE7_GEN_USED = {
     ("no_features", "multi_task"): 270,
 }
 
-#: Adam's final return per environment, the normaliser of OPEN's multi-task fitness and of
-#: its Figure 3 (OPEN reference code; spec agents_and_meta.md section 4).
-ADAM_NORMALISERS = {
-    "asterix": 15.04,
-    "freeway": 61.84,
-    "breakout": 50.08,
-    "space_invaders": 167.09,
-    "ant": 6517.3,
-}
+#: Adam's final return per environment (OPEN's multi-task normaliser; `lorl._paper`).
+ADAM_NORMALISERS = OPEN_ADAM_RETURNS
 
 MINATAR = ("asterix", "breakout", "freeway", "space_invaders")
 
@@ -376,17 +370,8 @@ def cpu_es(n_generations: int, population_size: int) -> ESSettings:
     )
 
 
-#: What OPEN Figure 2 shows, per environment (the figure's numbers are not in the text).
-FIG2_PAPER = {
-    "asterix": "OPEN significantly outperforms every baseline (Figure 2; Adam's final "
-    "return in the reference code: 15.04).",
-    "breakout": "OPEN significantly outperforms every baseline (Figure 2; Adam: 50.08).",
-    "freeway": "OPEN is comparable to the best baselines, not significantly better "
-    "(Figure 2: three of the four MinAtar games are significant wins; Adam: 61.84).",
-    "space_invaders": "OPEN significantly outperforms every baseline (Figure 2; Adam: 167.09).",
-    "ant": "OPEN beats both other learned optimizers; against Adam the CIs overlap "
-    "(Figure 2; Adam: 6517.3). Kan et al.'s re-evaluation finds parity with Adam.",
-}
+#: What OPEN Figure 2 shows, per environment (`lorl._paper`).
+FIG2_PAPER = OPEN_FIGURE2
 
 
 def minatar_cpu_agent(**overrides: Any) -> AgentSettings:

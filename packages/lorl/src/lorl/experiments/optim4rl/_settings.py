@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from ..._paper import OPTIM4RL_TABLE1_NO_PIPELINE, OPTIM4RL_TABLE1_PIPELINE
 from ...runs import ConfigError, RunDir
 from ._common import (
     Evals,
@@ -234,10 +235,9 @@ def validate_lpg(envs: Sequence[str]) -> None:
             )
 
 
-#: Optim4RL's final returns (10 runs, mean ± s.e.), Table 1 "With Pipeline Training";
-#: Fig. 4 plots Adam and RMSProp "on par" without printing numbers.
-PAPER_OPTIM4RL = {"small_dense_short": "11.31 ± 0.07", "big_dense_long": "23.14 ± 0.33"}
-PAPER_NO_PIPELINE = {"small_dense_short": "11.15 ± 0.10", "big_dense_long": "23.04 ± 0.41"}
+#: Optim4RL Table 1, with and without pipeline training (`lorl._paper`).
+PAPER_OPTIM4RL = OPTIM4RL_TABLE1_PIPELINE
+PAPER_NO_PIPELINE = OPTIM4RL_TABLE1_NO_PIPELINE
 
 
 LABEL = {"optim4rl": "Optim4RL", "linear_optim": "LinearOptim", "l2lgd2": "L2LGD2"}
