@@ -42,6 +42,7 @@ import lorl_agents as la
 import lorl_gridworlds as lg
 import lorl_meta as lm
 import lorl_optim as lo
+from lorl.experiments.optim4rl._study import cached_tuning
 
 ENV = "small_dense_short"
 ADAM_GRID = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -107,19 +108,12 @@ def main() -> None:
 
     # Adam's tuning is cached in the run directory (keyed by its settings), so a rerun
     # that resumes the ES from its checkpoints does not repeat it.
-    tuning_file = pathlib.Path(args.run_dir) / "adam_tuning.json"
-    tuning_key = [list(ADAM_GRID), args.tune_seeds, cfg.steps_per_run, args.width]
-    tuning = {}
-    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
-        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
-        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
-    for lr in ADAM_GRID:
-        if lr in tuning:
-            continue
-        tuning[lr] = float(np.nanmean(returns(adam(lr), range(100, 100 + args.tune_seeds))))
-        print(f"adam lr {lr:g}: {tuning[lr]:.3f} ({time.perf_counter() - t0:.0f}s)", flush=True)
-    tuning_file.parent.mkdir(parents=True, exist_ok=True)
-    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
+    tuning = cached_tuning(
+        pathlib.Path(args.run_dir) / "adam_tuning.json",
+        [list(ADAM_GRID), args.tune_seeds, cfg.steps_per_run, args.width],
+        ADAM_GRID,
+        lambda lr: np.nanmean(returns(adam(lr), range(100, 100 + args.tune_seeds))),
+    )
     best_lr = max(tuning, key=lambda k: tuning[k])
     report["adam_tuning"] = {str(k): v for k, v in tuning.items()}
     report["adam_lr"] = best_lr

@@ -98,3 +98,22 @@ def test_relative_change_by_hand():
         analysis.relative_change(start, end, ("c",))
     with pytest.raises(ValueError, match="norm 0"):
         analysis.relative_change(Two(jnp.zeros(2), jnp.ones(1)), end, ("a",))
+
+
+def test_cached_tuning_computes_each_rate_once(tmp_path):
+    from lorl.experiments.optim4rl._study import cached_tuning
+
+    calls = []
+
+    def score(lr):
+        calls.append(lr)
+        return -abs(lr - 1e-2)
+
+    path = tmp_path / "t" / "adam_tuning.json"
+    first = cached_tuning(path, ["grid", 1], (1e-3, 1e-2), score)
+    assert first == {1e-3: pytest.approx(-9e-3), 1e-2: 0.0} and calls == [1e-3, 1e-2]
+    again = cached_tuning(path, ["grid", 1], (1e-3, 1e-2, 3e-2), score)
+    assert calls == [1e-3, 1e-2, 3e-2]  # only the new rate is computed
+    assert again[1e-3] == first[1e-3] and again[3e-2] == pytest.approx(-2e-2)
+    cached_tuning(path, ["other settings"], (1e-3,), score)
+    assert calls[-1] == 1e-3  # another key recomputes

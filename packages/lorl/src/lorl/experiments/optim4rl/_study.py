@@ -7,6 +7,7 @@ this module and `lorl.analysis` (probe, relative change).
 
 import json
 import pathlib
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -69,26 +70,49 @@ def a2c_returns(agent, env, params, optimizer, seeds):
     return np.asarray(result.final_return), np.asarray(result.metrics["episode_return"])
 
 
+def cached_tuning(
+    tuning_file: pathlib.Path, tuning_key: list[Any], grid: Any, score: Any
+) -> dict[float, float]:
+    """`{lr: score(lr)}` for every `lr` of `grid`, cached in `tuning_file` under
+    `tuning_key` (a JSON-able description of the settings): a rerun with the same key reads
+    the scores back and computes only the missing ones.
+
+    **Arguments:**
+
+    - `tuning_file`: the cache (JSON; its folder is created).
+    - `tuning_key`: what the scores depend on (grid, seeds, budget, ...).
+    - `grid`: learning rates.
+    - `score`: `lr -> float`.
+
+    **Returns:**
+
+    The scores by learning rate.
+    """
+    tuning: dict[float, float] = {}
+    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
+        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
+        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
+    for lr in grid:
+        if lr in tuning:
+            continue
+        tuning[lr] = float(score(lr))
+        print(f"adam lr {lr:g}: {tuning[lr]:.3f}", flush=True)
+    tuning_file.parent.mkdir(parents=True, exist_ok=True)
+    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
+    return tuning
+
+
 def tune_adam(agent, env, params, tune_seeds: list[int], run_dir: pathlib.Path) -> dict:
     """Mean final return of A2C with Adam at every learning rate of `ADAM_GRID` on
     `tune_seeds`, cached in `run_dir / "adam_tuning.json"` keyed by the grid, the number
     of seeds, the budget and the number of environments."""
     cfg = agent.config
-    tuning_file = run_dir / "adam_tuning.json"
-    tuning_key = [list(ADAM_GRID), len(tune_seeds), cfg.steps_per_run, cfg.n_envs]
-    tuning = {}
-    if tuning_file.exists() and json.loads(tuning_file.read_text())["key"] == tuning_key:
-        tuning = {float(k): v for k, v in json.loads(tuning_file.read_text())["tuning"].items()}
-        print(f"adam tuning from {tuning_file}: {tuning}", flush=True)
-    for lr in ADAM_GRID:
-        if lr in tuning:
-            continue
-        final, _ = a2c_returns(agent, env, params, optax.adam(lr), tune_seeds)
-        tuning[lr] = float(np.mean(final))
-        print(f"adam lr {lr:g}: {tuning[lr]:.3f}", flush=True)
-    tuning_file.parent.mkdir(parents=True, exist_ok=True)
-    tuning_file.write_text(json.dumps({"key": tuning_key, "tuning": tuning}))
-    return tuning
+    return cached_tuning(
+        run_dir / "adam_tuning.json",
+        [list(ADAM_GRID), len(tune_seeds), cfg.steps_per_run, cfg.n_envs],
+        ADAM_GRID,
+        lambda lr: np.mean(a2c_returns(agent, env, params, optax.adam(lr), tune_seeds)[0]),
+    )
 
 
 def print_results(report: dict, names: list[str], n_seeds: int, adam_mean: float) -> None:
