@@ -87,7 +87,7 @@ def test_from_scratch_ant_end_to_end(tmp_path):
             "--name",
             "r",
             "meta.steps=2",
-            "meta.units=1",
+            "meta.units=2",
             "meta.envs_per_unit=2",
             "meta.n_steps=2",
             "meta.n_minibatches=1",
