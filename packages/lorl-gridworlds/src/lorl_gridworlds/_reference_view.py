@@ -7,10 +7,10 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ._env import LPGGridworld
+from ._env import AbstractGridworld, LPGGridworld
 
 
-def optim4rl_reference_view(env: LPGGridworld) -> LPGGridworld:
+def optim4rl_reference_view(env: AbstractGridworld) -> LPGGridworld:
     """`env` with the two departures of the Optim4RL reference code (sail-sg/optim4rl,
     `envs/gridworld.py` and `components/network.py`) from `lorl_gridworlds`:
 
