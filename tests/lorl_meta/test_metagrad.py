@@ -265,3 +265,52 @@ def test_pipeline_schedule_must_cover_every_phase():
     # the no-pipeline ablation never resets, so nothing to cover; n = m is allowed
     lm.MetaGradientTrainer(dataclasses.replace(config, pipeline=False), tiny_task())
     lm.MetaGradientTrainer(dataclasses.replace(config, reset_interval=N_UNITS), tiny_task())
+
+
+def test_unit_meta_gradients_and_the_meta_objective_match_the_step():
+    """The diagnostics see the meta-iteration `step` computes: the mean of the per-unit
+    meta-gradients is the step's meta-gradient (its norm and per-part norms), the mean
+    of the units' losses and `meta_objective` are its meta-loss."""
+    trainer = tiny_trainer()._core()
+    optimizer = optim4rl()
+    state, _ = _run_steps(tiny_trainer(), optimizer, 2)  # units of several ages
+    static = eqx.partition(optimizer, eqx.is_array)[1]
+    ((losses, grads),) = trainer.unit_meta_gradients(state, static)
+    assert losses.shape == (N_UNITS,)
+    assert all(x.shape[0] == N_UNITS for x in jax.tree.leaves(grads))
+    _, metrics = trainer.step(state, static)
+    mean = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+    np.testing.assert_allclose(
+        float(optax.tree.norm(mean)), float(metrics["meta_grad_norm"]), rtol=1e-4
+    )
+    for part in ("gru1", "mlp1", "gru2", "mlp2"):
+        np.testing.assert_allclose(
+            float(optax.tree.norm(getattr(mean, part))),
+            float(metrics[f"meta_grad_norm/{part}"]),
+            rtol=1e-4,
+        )
+    np.testing.assert_allclose(float(jnp.mean(losses)), float(metrics["meta_loss"]), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(trainer.meta_objective(state, static)), float(metrics["meta_loss"]), rtol=1e-5
+    )
+
+
+def test_restore_reads_a_runs_snapshots_without_changing_them(tmp_path):
+    trainer = tiny_trainer(n_meta_steps=4, checkpoint_every=2)
+    optimizer = optim4rl()
+    result = trainer.train(optimizer, seed=3, checkpoint_dir=tmp_path, progress=False)
+    before = sorted(p.name for p in (tmp_path / "steps").iterdir())
+    newest = trainer.restore(optimizer, seed=3, checkpoint_dir=tmp_path)
+    for a, b in zip(
+        meta_leaves(newest.meta_params), meta_leaves(result.state.meta_params), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert int(newest.step) == 4
+    assert int(trainer.restore(optimizer, seed=3, checkpoint_dir=tmp_path, step=2).step) == 2
+    assert sorted(p.name for p in (tmp_path / "steps").iterdir()) == before
+    with pytest.raises(lm.CheckpointMismatchError, match="seed"):
+        trainer.restore(optimizer, seed=4, checkpoint_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkpointed run"):
+        trainer.restore(optimizer, seed=3, checkpoint_dir=tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="no checkpoint step 3"):
+        trainer.restore(optimizer, seed=3, checkpoint_dir=tmp_path, step=3)

@@ -18,7 +18,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 
 from lorl_optim import AbstractLearnedOptimizer
 
-from ._checkpoint import describe_static, describe_tree
+from ._checkpoint import FINGERPRINT_FILE, Checkpointer, describe_static, describe_tree
 from ._keys import raw_key
 from ._loop import check_seed, process_local, train_loop
 from ._schedule import reset_mask, reset_offsets
@@ -303,6 +303,75 @@ class MetaGradientBase(eqx.Module):
             n_reset = n_reset + jnp.sum(mask.astype(jnp.int32))
         return tuple(out), n_reset
 
+    def _prepare(self, state: Any, static: Any) -> tuple[Array, tuple[Any, ...], Array]:
+        """The next meta-iteration's key, its units after the pipeline resets, and the
+        number of units reset (shared by `step` and the diagnostics)."""
+        optimizer = eqx.combine(state.meta_params, static)
+        key, reset_key = jax.random.split(state.key)
+        units, n_reset = self._reset(optimizer, state.units, state.step, reset_key)
+        return key, units, n_reset
+
+    @eqx.filter_jit
+    def meta_objective(
+        self, state: Any, static: Any, meta_params: PyTree | None = None
+    ) -> Float[Array, ""]:
+        """The meta-loss the next meta-iteration of `state` computes, at `meta_params`:
+        the same units after the same resets, the same randomness (common random
+        numbers). Finite differences and line scans of the meta-objective use it.
+
+        **Arguments:**
+
+        - `state`: a trainer state (from `init`, `step` or a checkpoint).
+        - `static`: the non-array part of the optimizer
+          (`eqx.partition(optimizer, eqx.is_array)[1]`); another optimizer's static part
+          (e.g. after `with_learning_rate`) evaluates that optimizer.
+        - `meta_params`: the meta-parameters to evaluate (`None`: the state's).
+
+        **Returns:**
+
+        The scalar meta-loss (the mean over tasks of the mean outer loss over units).
+        """
+        _, units, _ = self._prepare(state, static)
+        params = state.meta_params if meta_params is None else meta_params
+        return self._objective(params, static, units)[0]
+
+    @eqx.filter_jit
+    def unit_meta_gradients(
+        self, state: Any, static: Any
+    ) -> tuple[tuple[Float[Array, " units"], PyTree], ...]:
+        """Every unit's own meta-gradient at the next meta-iteration of `state` (the
+        per-sample gradients whose mean `step` follows), for measuring the
+        meta-gradient's signal-to-noise ratio (`lorl.analysis.gradient_snr`).
+
+        The meta-gradient of `step` is the mean over tasks of the mean over each task's
+        units of these gradients.
+
+        **Arguments:**
+
+        - `state`: a trainer state.
+        - `static`: the non-array part of the optimizer.
+
+        **Returns:**
+
+        Per task, `(losses, grads)`: each unit's outer loss (shape `(n_units,)`) and its
+        gradient with respect to the floating-point meta-parameters (every leaf with a
+        leading `n_units` axis).
+        """
+        _, units, _ = self._prepare(state, static)
+        diff, nondiff = eqx.partition(state.meta_params, eqx.is_inexact_array)
+        out = []
+        for task, unit in zip(self.tasks, units, strict=True):
+
+            def one(d: PyTree, u: Any, task: Any = task) -> Float[Array, ""]:
+                optimizer = eqx.combine(eqx.combine(d, nondiff), static)
+                return self._unit_objective(task, optimizer, u)[0]
+
+            losses, grads = jax.vmap(jax.value_and_grad(one), in_axes=(None, 0))(
+                diff, self._shard(unit)
+            )
+            out.append((losses, grads))
+        return tuple(out)
+
     @eqx.filter_jit
     def step(self, state: Any, static: Any) -> tuple[Any, dict]:
         """One meta-iteration (pure apart from jit; see the class docstring).
@@ -321,9 +390,7 @@ class MetaGradientBase(eqx.Module):
         `<name>/episode_return` (unscaled, averaged over units and the iteration's
         rollouts), `<name>/entropy`, `<name>/inner_nonfinite`.
         """
-        optimizer = eqx.combine(state.meta_params, static)
-        key, reset_key = jax.random.split(state.key)
-        units, n_reset = self._reset(optimizer, state.units, state.step, reset_key)
+        key, units, n_reset = self._prepare(state, static)
         diff, nondiff = eqx.partition(state.meta_params, eqx.is_inexact_array)
 
         def objective(d):
@@ -421,6 +488,52 @@ class MetaGradientBase(eqx.Module):
             "meta_parameters": describe_tree(optimizer),
             "seed": seed,
         }
+
+    def restore(
+        self,
+        optimizer: AbstractLearnedOptimizer,
+        *,
+        seed: int,
+        checkpoint_dir: str | pathlib.Path,
+        step: int | None = None,
+    ) -> Any:
+        """The state a `train(optimizer, seed=seed, checkpoint_dir=checkpoint_dir)` run
+        saved, for inspecting a run (e.g. its meta-gradients with `unit_meta_gradients`)
+        without resuming it. Nothing in the directory is changed.
+
+        **Arguments:**
+
+        - `optimizer`, `seed`: those of the run (the initial optimizer, as given to
+          `train`).
+        - `checkpoint_dir`: the run's checkpoint directory.
+        - `step`: the meta-iteration of the snapshot (`None`: the newest).
+
+        **Returns:**
+
+        The trainer's state at `step`.
+
+        **Raises:**
+
+        `FileNotFoundError` if the directory holds no run or no such snapshot;
+        [`lorl_meta.CheckpointMismatchError`][] if it holds a run of another
+        configuration, optimizer or seed.
+        """
+        directory = pathlib.Path(checkpoint_dir)
+        if not (directory / FINGERPRINT_FILE).is_file():
+            raise FileNotFoundError(f"{directory} holds no checkpointed run")
+        self.check_optimizer(optimizer)
+        seed = check_seed(seed)
+        checkpointer = Checkpointer(directory, self.fingerprint(optimizer, seed))
+        try:
+            if step is None:
+                step = checkpointer.latest_step()
+                if step is None:
+                    raise FileNotFoundError(f"{directory} holds no snapshot")
+            template = self._core()._init(optimizer, jax.random.PRNGKey(seed))
+            state, _ = checkpointer.restore(step, template)
+        finally:
+            checkpointer.close()
+        return state
 
     def train(
         self,

@@ -11,6 +11,10 @@
 - What an optimizer does with gradients of known signal-to-noise ratio:
   [`lorl.analysis.step_size_probe`][]; how far meta-training moved a learned optimizer:
   [`lorl.analysis.relative_change`][].
+- A meta-gradient's signal-to-noise ratio over training units
+  ([`lorl.analysis.gradient_snr`][]), finite-difference checks of it
+  ([`lorl.analysis.directional_derivatives`][]) and saturation of a learned optimizer's GRU
+  gates ([`lorl.analysis.gru_saturation`][]).
 - The identity-function experiment (Figure 2): [`lorl.analysis.train_identity`][],
   [`lorl.analysis.sign_log_features`][], [`lorl.analysis.identity_accuracy`][].
 
@@ -44,6 +48,11 @@ from ._identity import (
     random_control_data as random_control_data,
     sign_log_features as sign_log_features,
     train_identity as train_identity,
+)
+from ._metagradient import (
+    directional_derivatives as directional_derivatives,
+    gradient_snr as gradient_snr,
+    gru_saturation as gru_saturation,
 )
 from ._probe import (
     PROBE_SCALE as PROBE_SCALE,

@@ -151,6 +151,57 @@ def new_learned(kind: str, kwargs: Mapping[str, Any], seed: int) -> Any:
     return lo.build(kind, dict(kwargs), key=jax.random.key(seed))
 
 
+def meta_trainer(
+    *, kind: str, envs: Sequence[str], meta: MetaConfig
+) -> tuple[Any, Any, int, Mapping[str, Any]]:
+    """The meta-gradient trainer, initial optimizer, seed and optimizer arguments of a
+    meta-training stage (what `meta_train` runs; the diagnostics rebuild a run's trainer
+    with it to read its checkpoints).
+
+    **Arguments:**
+
+    - `kind`, `envs`, `meta`: as for `meta_train`.
+
+    **Returns:**
+
+    `(trainer, optimizer, seed, optimizer_kwargs)`.
+    """
+    import lorl_agents as la
+    import lorl_gridworlds as lg
+    import lorl_meta as lm
+
+    tasks = []
+    for env in envs:
+        reward_scale = lg.LPG_SPECS[env].multitask_reward_scale if len(envs) > 1 else 1.0
+        env_obj, params = lg.make(env)
+        ctor = la.A2CConfig.big_gridworld if env.startswith("big") else la.A2CConfig.small_gridworld
+        # The unit's A2C run length only sets the training proportion given to the
+        # optimizer: one reset interval of M inner updates.
+        unit = ctor(
+            n_envs=meta.envs_per_unit,
+            total_timesteps=meta.envs_per_unit
+            * A2C_ROLLOUT
+            * meta.reset_interval
+            * meta.inner_updates,
+        )
+        tasks.append(
+            lm.MetaTask(
+                env,
+                env_obj,
+                params,
+                la.A2C(unit),
+                n_units=meta.units,
+                reward_scale=reward_scale,
+                agent_lr=learned_kwargs(env)["learning_rate"] if len(envs) > 1 else None,
+            )
+        )
+    config = lm.MetaGradientConfig(**trainer_settings(meta))
+    kwargs = learned_kwargs(envs[0])
+    # units sharded over devices
+    trainer = lm.MetaGradientTrainer(config, tasks, mesh=device_mesh())
+    return trainer, new_learned(kind, kwargs, meta.seed), meta.seed, kwargs
+
+
 def meta_train(
     run_dir: RunDir,
     stage: str,
@@ -177,47 +228,9 @@ def meta_train(
     and the meta-training history (meta-loss and training returns every few iterations).
     """
 
-    def build() -> tuple[Any, Any, int, Mapping[str, Any]]:
-        import lorl_agents as la
-        import lorl_gridworlds as lg
-        import lorl_meta as lm
-
-        tasks = []
-        for env in envs:
-            reward_scale = lg.LPG_SPECS[env].multitask_reward_scale if len(envs) > 1 else 1.0
-            env_obj, params = lg.make(env)
-            ctor = (
-                la.A2CConfig.big_gridworld
-                if env.startswith("big")
-                else la.A2CConfig.small_gridworld
-            )
-            # The unit's A2C run length only sets the training proportion given to the
-            # optimizer: one reset interval of M inner updates.
-            unit = ctor(
-                n_envs=meta.envs_per_unit,
-                total_timesteps=meta.envs_per_unit
-                * A2C_ROLLOUT
-                * meta.reset_interval
-                * meta.inner_updates,
-            )
-            tasks.append(
-                lm.MetaTask(
-                    env,
-                    env_obj,
-                    params,
-                    la.A2C(unit),
-                    n_units=meta.units,
-                    reward_scale=reward_scale,
-                    agent_lr=learned_kwargs(env)["learning_rate"] if len(envs) > 1 else None,
-                )
-            )
-        config = lm.MetaGradientConfig(**trainer_settings(meta))
-        kwargs = learned_kwargs(envs[0])
-        # units sharded over devices
-        trainer = lm.MetaGradientTrainer(config, tasks, mesh=device_mesh())
-        return trainer, new_learned(kind, kwargs, meta.seed), meta.seed, kwargs
-
-    return meta_stage(run_dir, stage, meta.optimizer_path, build)
+    return meta_stage(
+        run_dir, stage, meta.optimizer_path, lambda: meta_trainer(kind=kind, envs=envs, meta=meta)
+    )
 
 
 def make_evals(run_dir: RunDir, ev: EvalConfig) -> Evals:
