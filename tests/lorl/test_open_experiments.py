@@ -233,13 +233,20 @@ def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, 
         returns = base + 0.1 * rng.normal(size=(n_seeds, n_updates))
         return returns[:, -1], np.arange(1, n_updates + 1), returns
 
-    def fake_evaluate(optimizer, env, *, seeds, agent, label, on_nonfinite):
+    def fake_evaluate(optimizer, env, *, seeds, agent, label, on_nonfinite, **kwargs):
         final, steps, returns = fake_returns(label, len(seeds), agent.n_updates)
-        return types.SimpleNamespace(
+        return ev.EvaluationResult(
+            env=env,
+            optimizer=label,
+            agent="ppo",
+            seeds=tuple(seeds),
             final_returns=final,
             steps=steps,
             returns=returns,
             first_nonfinite_update=np.full(len(seeds), -1),
+            timesteps=int(steps[-1]),
+            seconds=0.0,
+            agent_config={},
         )
 
     def fake_train_seeds(optimizer, env, env_params, agent, seeds):

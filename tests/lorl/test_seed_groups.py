@@ -119,3 +119,41 @@ def test_budget_banner_says_which_budget_ran():
     text = budget_banner({"breakout": _stored(25_600), "asterix": _stored(paper)})
     assert "*below the paper's budget* on breakout" in text
     assert "asterix" in text and "cpu scale" not in text
+
+
+def test_evaluation_stages_stored_before_the_shared_stage_still_load(tmp_path, monkeypatch):
+    """Run folders of the OPEN experiments stored an evaluation's arrays only; resuming
+    them loads those stages (whole and per seed group) as EvaluationResults, nothing is
+    trained again."""
+    import lorl.evaluation as ev
+    from lorl.experiments._stages import evaluate_stage
+
+    _, config = _config()
+    run = runs.RunDir.create(tmp_path, experiment="open/published", scale="cpu", config=config)
+    a = eval_record([1.0, 2.0], [10, 20], [[0.5, 1.0], [1.5, 2.0]], [-1, -1])
+    b = eval_record([3.0], [10, 20], [[2.5, 3.0]], [1])
+    run.save_result("eval-x-seeds-5-6", a)
+    run.save_result("eval-x-seeds-7-7", b)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a stored stage was trained again")
+
+    monkeypatch.setattr(ev, "evaluate", no_training)
+    r = evaluate_stage(
+        run, "eval-x", "adam", "breakout", seeds=[5, 6, 7], label="adam", seed_group=2
+    )
+    assert (r.env, r.optimizer, r.agent, r.seeds, r.timesteps) == (
+        "breakout",
+        "adam",
+        "ppo",
+        (5, 6, 7),
+        20,
+    )
+    np.testing.assert_array_equal(r.final_returns, [1.0, 2.0, np.nan])
+    np.testing.assert_array_equal(r.first_nonfinite_update, [-1, -1, 1])
+    # the whole is now stored in the full form and loads as it was
+    again = evaluate_stage(
+        run, "eval-x", "adam", "breakout", seeds=[5, 6, 7], label="adam", seed_group=2
+    )
+    np.testing.assert_array_equal(again.returns, r.returns)
+    assert again.seeds == (5, 6, 7)

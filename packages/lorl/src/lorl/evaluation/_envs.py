@@ -7,27 +7,29 @@ from typing import Any, Literal
 
 import lorl_agents as la
 import lorl_gridworlds as lg
+from lorl_optim.baselines import ENV_ALIASES
 
 from ..runs import ConfigError
 
-#: Short names for the gymnax environments of the papers (OPEN Section 6 and 7.2).
+#: The MinAtar games under their gymnax names -> lorl's short names, from the one table of
+#: environment spellings (`lorl_optim.baselines.ENV_ALIASES`); the short name is also the
+#: game's key in the tuned-baseline tables.
+_PRESET_KEY: dict[str, str] = {
+    gymnax: short for gymnax, short in ENV_ALIASES.items() if gymnax.endswith("-MinAtar")
+}
+
+#: Short names for the gymnax environments of the papers (OPEN Section 6 and 7.2): every
+#: MinAtar spelling of `ENV_ALIASES`, and the other gymnax tasks lorl's experiments use.
 GYMNAX_ALIASES: dict[str, str] = {
-    "breakout": "Breakout-MinAtar",
-    "asterix": "Asterix-MinAtar",
-    "freeway": "Freeway-MinAtar",
-    "space_invaders": "SpaceInvaders-MinAtar",
-    "spaceinvaders": "SpaceInvaders-MinAtar",
+    **{short: gymnax for gymnax, short in _PRESET_KEY.items()},
+    **{
+        alias: {s: g for g, s in _PRESET_KEY.items()}[short]
+        for alias, short in ENV_ALIASES.items()
+        if not alias.endswith("-MinAtar")
+    },
     "deep_sea": "DeepSea-bsuite",
     "deepsea": "DeepSea-bsuite",
     "cartpole": "CartPole-v1",
-}
-
-#: The key of each gymnax environment in the tuned-baseline tables of `lorl_optim.baselines`.
-_PRESET_KEY = {
-    "Breakout-MinAtar": "breakout",
-    "Asterix-MinAtar": "asterix",
-    "Freeway-MinAtar": "freeway",
-    "SpaceInvaders-MinAtar": "space_invaders",
 }
 
 Family = Literal["lpg", "levels", "minatar", "gymnax", "brax"]

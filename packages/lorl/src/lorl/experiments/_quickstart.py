@@ -9,15 +9,14 @@ from typing import Any
 from .._paper import OPEN_ADAM_RETURNS
 from ..runs import ConfigError, RunDir
 from ._registry import Experiment, register
+from ._stages import evaluate_stage, stage_name
 from .optim4rl._common import (
     INIT_LABEL,
     check_units,
-    evaluate_stage,
     init_file,
     meta_summary,
     optimizer_file,
     results_from,
-    stage_name,
 )
 from .optim4rl._settings import PAPER_OPTIM4RL, EvalConfig, MetaConfig, make_evals, meta_train
 

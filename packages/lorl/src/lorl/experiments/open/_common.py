@@ -9,7 +9,13 @@ through `lorl.evaluation`, then report IQM with 95% stratified bootstrap CIs
 (`lorl.stats`) and return curves (`lorl.plots`).
 """
 
-from ..optim4rl._common import stage_name as stage_name  # one rule for stage names
+from .._stages import (
+    concat_records as concat_records,
+    eval_record as eval_record,
+    evaluate_stage as evaluate_stage,
+    stage_name as stage_name,
+    stored_form as stored_form,
+)
 from ._report import (
     ProgressFn as ProgressFn,
     curves_plot as curves_plot,
@@ -49,11 +55,8 @@ from ._settings import (
     require_brax as require_brax,
 )
 from ._stages import (
-    concat_records as concat_records,
     es_stage as es_stage,
     es_trainer as es_trainer,
-    eval_record as eval_record,
-    evaluate_stage as evaluate_stage,
     load_trained as load_trained,
     optimizer_path as optimizer_path,
     train_seeds as train_seeds,

@@ -106,15 +106,17 @@ def _abl_run(cfg: AblationConfig, run_dir: RunDir) -> dict[str, Any]:
                 lambda opt=opt: oc.train_seeds(opt, env, params, agent, seeds),
             )
     for b in cfg.evaluation.baselines:
-        evaluation[b] = oc.evaluate_stage(
-            run_dir,
-            f"eval-{b}",
-            b,
-            "breakout",
-            seeds=seeds,
-            agent=agent,
-            label=b,
-            seed_group=cfg.evaluation.seed_group,
+        evaluation[b] = oc.stored_form(
+            oc.evaluate_stage(
+                run_dir,
+                f"eval-{b}",
+                b,
+                "breakout",
+                seeds=seeds,
+                agent=agent,
+                label=b,
+                seed_group=cfg.evaluation.seed_group,
+            )
         )
     return {
         "es": es,

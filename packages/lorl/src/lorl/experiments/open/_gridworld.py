@@ -126,15 +126,17 @@ def _grid_run(cfg: GridworldConfig, run_dir: RunDir) -> dict[str, Any]:
 
     def every_optimizer(e: str, axis: str, setting: Any, a: la.PPOConfig) -> dict[str, Any]:
         return {
-            name: oc.evaluate_stage(
-                run_dir,
-                oc.stage_name("eval", e, axis, setting, name),
-                o,
-                e,
-                seeds=seeds,
-                agent=a,
-                label=name,
-                seed_group=cfg.evaluation.seed_group,
+            name: oc.stored_form(
+                oc.evaluate_stage(
+                    run_dir,
+                    oc.stage_name("eval", e, axis, setting, name),
+                    o,
+                    e,
+                    seeds=seeds,
+                    agent=a,
+                    label=name,
+                    seed_group=cfg.evaluation.seed_group,
+                )
             )
             for name, o in optimizers.items()
         }

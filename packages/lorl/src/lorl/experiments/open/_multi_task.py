@@ -100,15 +100,17 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     # evaluation seeds (at this run's budget) is the ES fitness normaliser.
     for b in cfg.evaluation.baselines:
         for e in cfg.envs:
-            evaluation[e][b] = oc.evaluate_stage(
-                run_dir,
-                f"eval-{e}-{b}",
-                b,
-                e,
-                seeds=seeds,
-                agent=agents[e],
-                label=b,
-                seed_group=cfg.evaluation.seed_group,
+            evaluation[e][b] = oc.stored_form(
+                oc.evaluate_stage(
+                    run_dir,
+                    f"eval-{e}-{b}",
+                    b,
+                    e,
+                    seeds=seeds,
+                    agent=agents[e],
+                    label=b,
+                    seed_group=cfg.evaluation.seed_group,
+                )
             )
     if cfg.normalisers == "paper":
         normalisers = {e: oc.ADAM_NORMALISERS[e] for e in cfg.envs}
@@ -136,15 +138,17 @@ def _multi_run(cfg: MultiTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     for kind in cfg.learned:
         opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind, larger=True))
         for e in cfg.envs:
-            evaluation[e][kind] = oc.evaluate_stage(
-                run_dir,
-                f"eval-{e}-{kind}",
-                opt,
-                e,
-                seeds=seeds,
-                agent=agents[e],
-                label=kind,
-                seed_group=cfg.evaluation.seed_group,
+            evaluation[e][kind] = oc.stored_form(
+                oc.evaluate_stage(
+                    run_dir,
+                    f"eval-{e}-{kind}",
+                    opt,
+                    e,
+                    seeds=seeds,
+                    agent=agents[e],
+                    label=kind,
+                    seed_group=cfg.evaluation.seed_group,
+                )
             )
     return {
         "es": es,

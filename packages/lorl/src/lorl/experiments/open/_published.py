@@ -92,31 +92,36 @@ def _pub_run(cfg: PublishedConfig, run_dir: RunDir) -> dict[str, Any]:
         agents[e] = agent
         per: dict[str, Any] = {}
         name = f"open:{PUBLISHED_FOR[e]}"
-        per[name] = oc.evaluate_stage(
-            run_dir,
-            oc.stage_name("eval", e, name),
-            name,
-            e,
-            seeds=seeds,
-            agent=agent,
-            label=name,
-            seed_group=cfg.evaluation.seed_group,
-        )
-        if cfg.multi and e in oc.MINATAR:
-            per["open:multi"] = oc.evaluate_stage(
-                run_dir, oc.stage_name("eval", e, "open:multi"), "open:multi", e, seeds=seeds,
-                agent=agent, label="open:multi", seed_group=cfg.evaluation.seed_group,
-            )  # fmt: skip
-        for b in _pub_baselines(cfg.evaluation.baselines, e):
-            per[b] = oc.evaluate_stage(
+        per[name] = oc.stored_form(
+            oc.evaluate_stage(
                 run_dir,
-                oc.stage_name("eval", e, b),
-                b,
+                oc.stage_name("eval", e, name),
+                name,
                 e,
                 seeds=seeds,
                 agent=agent,
-                label=b,
+                label=name,
                 seed_group=cfg.evaluation.seed_group,
+            )
+        )
+        if cfg.multi and e in oc.MINATAR:
+            multi = oc.evaluate_stage(
+                run_dir, oc.stage_name("eval", e, "open:multi"), "open:multi", e, seeds=seeds,
+                agent=agent, label="open:multi", seed_group=cfg.evaluation.seed_group,
+            )  # fmt: skip
+            per["open:multi"] = oc.stored_form(multi)
+        for b in _pub_baselines(cfg.evaluation.baselines, e):
+            per[b] = oc.stored_form(
+                oc.evaluate_stage(
+                    run_dir,
+                    oc.stage_name("eval", e, b),
+                    b,
+                    e,
+                    seeds=seeds,
+                    agent=agent,
+                    label=b,
+                    seed_group=cfg.evaluation.seed_group,
+                )
             )
         evaluation[e] = per
     return {"evaluation": evaluation, "agents": agents}

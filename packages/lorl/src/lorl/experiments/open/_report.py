@@ -11,7 +11,7 @@ import numpy as np
 
 from ..._format import fmt as fmt
 from ...runs import RunDir
-from ..optim4rl._common import stage_name
+from .._stages import stage_name
 
 # --------------------------------------------------------------------------- reporting
 

@@ -91,26 +91,30 @@ def _single_run(cfg: SingleTaskConfig, run_dir: RunDir) -> dict[str, Any]:
     per_opt: dict[str, Any] = {}
     for kind in cfg.learned:
         opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind, env=cfg.env))
-        per_opt[kind] = oc.evaluate_stage(
-            run_dir,
-            f"eval-{cfg.env}-{kind}",
-            opt,
-            cfg.env,
-            seeds=seeds,
-            agent=agent,
-            label=kind,
-            seed_group=cfg.evaluation.seed_group,
+        per_opt[kind] = oc.stored_form(
+            oc.evaluate_stage(
+                run_dir,
+                f"eval-{cfg.env}-{kind}",
+                opt,
+                cfg.env,
+                seeds=seeds,
+                agent=agent,
+                label=kind,
+                seed_group=cfg.evaluation.seed_group,
+            )
         )
     for b in cfg.evaluation.baselines:
-        per_opt[b] = oc.evaluate_stage(
-            run_dir,
-            f"eval-{cfg.env}-{b}",
-            b,
-            cfg.env,
-            seeds=seeds,
-            agent=agent,
-            label=b,
-            seed_group=cfg.evaluation.seed_group,
+        per_opt[b] = oc.stored_form(
+            oc.evaluate_stage(
+                run_dir,
+                f"eval-{cfg.env}-{b}",
+                b,
+                cfg.env,
+                seeds=seeds,
+                agent=agent,
+                label=b,
+                seed_group=cfg.evaluation.seed_group,
+            )
         )
     return {"es": es, "evaluation": {cfg.env: per_opt}, "agent": agent}
 

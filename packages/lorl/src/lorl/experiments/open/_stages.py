@@ -5,13 +5,14 @@ seeds through `lorl.evaluation`, in seed groups."""
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..._lazy import lazy_module
 from ...runs import RunDir
+from .._stages import eval_record
 
 if TYPE_CHECKING:
     import jax
@@ -91,92 +92,6 @@ def load_trained(run_dir: RunDir, stage: str, like: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- evaluation
-
-
-def evaluate_stage(
-    run_dir: RunDir,
-    stage: str,
-    optimizer: Any,
-    env: str,
-    *,
-    seeds: Sequence[int],
-    agent: la.PPOConfig,
-    label: str,
-    seed_group: int = 0,
-) -> dict[str, Any]:
-    """Train fresh PPO agents with `optimizer` on `env` for every seed (through
-    `lorl.evaluation.evaluate`; on a level distribution one level is drawn per seed), as
-    a stage of `run_dir`.
-
-    With `seed_group = k > 0` the seeds run `k` at a time, each group stored as a stage
-    of its own (`<stage>-seeds-<first>-<last>`) before the whole is stored as `stage`: a
-    killed run resumed repeats only the group it was in.
-
-    Returns `{"final_returns": [n_seeds], "steps": [T], "returns": [n_seeds][T],
-    "first_nonfinite_update": [n_seeds]}`; a run whose optimizer produced NaN/inf
-    updates has final return NaN (reported, never averaged).
-    """
-    seeds = list(seeds)
-
-    def one(group: list[int]) -> dict[str, Any]:
-        from ...evaluation import evaluate
-
-        result = evaluate(
-            optimizer, env, seeds=group, agent=agent, label=label, on_nonfinite="record"
-        )
-        return eval_record(
-            result.final_returns, result.steps, result.returns, result.first_nonfinite_update
-        )
-
-    def compute() -> dict[str, Any]:
-        if seed_group < 1 or seed_group >= len(seeds):
-            return one(seeds)
-        parts = []
-        for i in range(0, len(seeds), seed_group):
-            group = seeds[i : i + seed_group]
-            name = f"{stage}-seeds-{group[0]}-{group[-1]}"
-            parts.append(run_dir.stage(name, lambda g=group: one(g)))
-        return concat_records(parts)
-
-    return run_dir.stage(stage, compute)
-
-
-def _stored_array(x: Any, dtype: Any) -> np.ndarray:
-    """An array from its stored (JSON) form, where NaN and infinities are strings."""
-    a = np.asarray(x, dtype=object)
-    for text, value in (("nan", np.nan), ("inf", np.inf), ("-inf", -np.inf)):
-        a = np.where(a == text, value, a)
-    return a.astype(dtype)
-
-
-def concat_records(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """One evaluation record from the records of seed groups (in order), as
-    [`eval_record`][] stores them; every part must have the same update steps."""
-    steps = [np.asarray(p["steps"], np.int64) for p in parts]
-    if any(not np.array_equal(s, steps[0]) for s in steps[1:]):
-        raise ValueError("seed groups of one evaluation ran different numbers of updates")
-
-    def cat(key: str, dtype: Any) -> np.ndarray:
-        return np.concatenate([_stored_array(p[key], dtype) for p in parts], axis=0)
-
-    return {
-        "final_returns": cat("final_returns", np.float64),
-        "steps": steps[0],
-        "returns": cat("returns", np.float64),
-        "first_nonfinite_update": cat("first_nonfinite_update", np.int64),
-    }
-
-
-def eval_record(final: Any, steps: Any, returns: Any, first_nonfinite: Any) -> dict[str, Any]:
-    """The stored form of an evaluation (diverged runs get final return NaN)."""
-    first = np.asarray(first_nonfinite, np.int64)
-    final = np.where(first >= 0, np.nan, np.asarray(final, np.float64))
-    return {
-        "final_returns": final,
-        "steps": np.asarray(steps, np.int64),
-        "returns": np.asarray(returns, np.float64),
-        "first_nonfinite_update": first,
-    }
 
 
 def train_seeds(

@@ -7,10 +7,15 @@ import dataclasses
 import pathlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from ...runs import ConfigError, RunDir
 from .._registry import Experiment
+from .._stages import (
+    evaluate_stage as evaluate_stage,
+    seed_list as seed_list,
+    stage_name as stage_name,
+)
 
 # ------------------------------------------------------------------------ meta-training
 
@@ -135,54 +140,6 @@ def init_file(run_dir: RunDir, stored: Mapping[str, Any]) -> str | None:
 
 
 # ---------------------------------------------------------------------------- evaluation
-
-
-def evaluate_stage(
-    run_dir: RunDir,
-    stage: str,
-    optimizer: Any,
-    env: str,
-    *,
-    seeds: Sequence[int],
-    timesteps: int | None = None,
-    agent: Any = None,
-    agent_overrides: Mapping[str, Any] | None = None,
-    label: str | None = None,
-    on_nonfinite: Literal["raise", "record"] = "record",
-    store: str | None = None,
-) -> Any:
-    """One `lorl.evaluation.evaluate` call as a cached stage (through a
-    `lorl.evaluation.ResultStore` folder if `store` is given: only the seeds it lacks are
-    trained); returns its `lorl.evaluation.EvaluationResult`."""
-    from ...evaluation import EvaluationResult, evaluate, evaluate_with_store
-
-    def compute() -> dict[str, Any]:
-        kwargs = {
-            "seeds": seeds,
-            "timesteps": timesteps,
-            "agent": agent,
-            "agent_overrides": agent_overrides,
-            "label": label,
-            "on_nonfinite": on_nonfinite,
-            "progress": True,
-        }
-        if store is not None:
-            return evaluate_with_store(store, optimizer, env, **kwargs).to_dict()
-        return evaluate(optimizer, env, **kwargs).to_dict()
-
-    return EvaluationResult.from_dict(run_dir.stage(stage, compute))
-
-
-def stage_name(*parts: Any) -> str:
-    """A stage name from parts, characters a stage name cannot hold (an optimizer's
-    `:`) replaced by `_`: `stage_name("eval", "ant", "open:ant")` is `eval-ant-open_ant`."""
-    text = "-".join(str(p) for p in parts)
-    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
-
-
-def seed_list(seeds: int, first_seed: int) -> list[int]:
-    """The evaluation seeds `first_seed, first_seed + 1, ...` (`seeds` of them)."""
-    return list(range(first_seed, first_seed + seeds))
 
 
 @dataclasses.dataclass(frozen=True)

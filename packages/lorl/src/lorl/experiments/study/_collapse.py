@@ -13,8 +13,8 @@ import numpy as np
 
 from ...runs import ConfigError, RunDir
 from .._registry import Experiment, register
+from .._stages import evaluate_stage, stage_name
 from ..open import _common as oc
-from ..optim4rl._common import evaluate_stage, stage_name
 
 CLAIM = (
     "Standard Adam (beta1 = 0.9, beta2 = 0.999) often collapses on Ant; L2 regularisation "
