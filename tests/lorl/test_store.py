@@ -71,3 +71,24 @@ def test_finished_results_can_be_imported(tmp_path):
     assert store.add(ev.optimizer_identity("adam:1e-3"), result) == 2
     back = ev.evaluate_with_store(store, "adam:1e-3", "cartpole", seeds=[4, 3], **KW)
     np.testing.assert_array_equal(back.final_returns, result.final_returns[::-1])
+
+
+def test_an_environments_spellings_share_records(tmp_path, monkeypatch):
+    """A result recorded under a short name ("breakout", as the published-OPEN pages
+    record it) is found by a run that names the environment otherwise."""
+    base = {"n_envs": 4, "total_timesteps": 256}
+    k = ev.ResultStore.key("name:adam", "breakout", base, 0)
+    assert k == ev.ResultStore.key("name:adam", "Breakout-MinAtar", base, 0)
+    assert k != ev.ResultStore.key("name:adam", "asterix", base, 0)
+    # names lorl.evaluation does not know are keyed as given
+    assert ev.ResultStore.key("x", "no-such-env", base, 0) != ev.ResultStore.key(
+        "x", "other", base, 0
+    )
+    result = ev.evaluate("adam:1e-3", "cartpole", seeds=[5], **KW)
+    store = ev.ResultStore(tmp_path)
+    store.add(
+        "name:adam:1e-3", ev.EvaluationResult.from_dict({**result.to_dict(), "env": "cartpole"})
+    )
+    monkeypatch.setattr(_store, "evaluate", lambda *a, **k: pytest.fail("trained again"))
+    back = ev.evaluate_with_store(store, "adam:1e-3", "CartPole-v1", seeds=[5], **KW)
+    np.testing.assert_array_equal(back.final_returns, result.final_returns)

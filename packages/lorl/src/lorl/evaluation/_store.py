@@ -80,7 +80,14 @@ class ResultStore:
     def key(
         identity: str, env: str, agent_config: Mapping[str, Any], seed: int, extra: Any = None
     ) -> str:
-        """The record key: SHA-256 of the canonical JSON of its inputs."""
+        """The record key: SHA-256 of the canonical JSON of its inputs (the environment
+        under its canonical name, so `"breakout"` and `"Breakout-MinAtar"` share records)."""
+        from ._envs import env_spec
+
+        try:
+            env = env_spec(env).name
+        except ConfigError:  # not an environment lorl.evaluation knows: keep the name
+            pass
         payload = {
             "version": STORE_VERSION,
             "optimizer": identity,
