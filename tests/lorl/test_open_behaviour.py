@@ -42,3 +42,8 @@ def test_tiny_run(tmp_path):
     assert np.asarray(r["dormancy"]).shape == (2, 6, 6)  # updates x (3 actor + 3 critic) layers
     assert np.all(np.asarray(results["runs"]["adam"]["update_param_ratio"]) > 0)
     assert "| open:breakout |" in report and (run.plots_dir / "dormancy-0.png").is_file()
+    # the learned noise's weight: recorded for OPEN only, positive and finite
+    noise = np.asarray(r["noise_param_ratio"])
+    assert noise.shape == (2, 6) and np.all(np.isfinite(noise)) and np.all(noise > 0)
+    assert "noise_param_ratio" not in results["runs"]["adam"]
+    assert (run.plots_dir / "noise_param_ratio.png").is_file()

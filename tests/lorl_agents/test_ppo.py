@@ -214,3 +214,22 @@ def test_update_statistics_by_hand_and_in_a_run():
     assert np.all(np.asarray(result.metrics["update_param_ratio"]) > 0)
     adam = la.PPO(config).train(env, params, optax.adam(1e-3), key=jax.random.key(0))
     assert np.all(np.asarray(adam.metrics["update_grad_cosine"]) < 0.999)
+
+
+def test_noise_statistics_by_hand():
+    """`|delta_actor| / |params_actor|` over the actor's leaves only; nothing for an
+    optimizer without learned noise."""
+
+    class Noisy:
+        use_stochasticity = True
+
+        def noise_weights(self, grads, state, params, **context):
+            assert set(context) == {"training_proportion"}
+            return {"a": jnp.asarray([3.0, 4.0]), "c": jnp.asarray([100.0])}
+
+    p = {"a": jnp.asarray([0.0, 10.0]), "c": jnp.asarray([1.0])}
+    mask = {"a": jnp.asarray(True), "c": jnp.asarray(False)}
+    ctx = {"training_proportion": jnp.asarray(0.5)}
+    out = la.noise_statistics(Noisy(), p, None, p, mask, ctx)
+    np.testing.assert_allclose(float(out["noise_param_ratio"]), 5.0 / 10.0, rtol=1e-6)
+    assert la.noise_statistics(optax.adam(1e-3), p, None, p, mask, ctx) == {}

@@ -475,3 +475,34 @@ def test_context_as_one_structure_equals_keywords():
             np.testing.assert_array_equal(a, b, err_msg=name)
     with pytest.raises(ValueError, match="both in `context` and as keywords"):
         opt.update(grads, state, params, context=ctx, dormancy=CONTEXT["dormancy"], key=key)
+
+
+def test_noise_weights_are_the_updates_dependence_on_the_noise():
+    """`noise_weights` is the delta of u_actor += alpha3 * delta * eps: two steps from the
+    same state with two keys differ by exactly alpha3 * delta * (eps1 - eps2), recentred
+    (OPEN's updates are zero-mean); the critic's weights are 0."""
+    from lorl_optim._open import actor_noise
+
+    opt = lo.load_open("breakout").with_backend("xla")
+    params, grads = _params(), _grads(0)
+    state = opt.init(params)
+    delta = opt.noise_weights(grads, state, params, **CONTEXT, key=jax.random.key(9))
+    assert all(np.all(x == 0) for x in jax.tree.leaves(delta["critic"]))
+    assert all(np.any(x != 0) for x in jax.tree.leaves(delta["actor"]))
+    k1, k2 = jax.random.key(1), jax.random.key(2)
+    u1, _ = _step(opt, grads, state, params, CONTEXT, k1)
+    u2, _ = _step(opt, grads, state, params, CONTEXT, k2)
+    n = sum(x.size for x in jax.tree.leaves(params))
+    d_eps = np.asarray(actor_noise(k1, n, jnp.float32) - actor_noise(k2, n, jnp.float32))[0]
+    d = np.concatenate([np.ravel(x) for x in _leaves(delta)]) * opt.alpha3 * d_eps
+    want = -(d - d.mean())  # updates are -u, u zero-mean
+    got = np.concatenate([np.ravel(a - b) for a, b in zip(_leaves(u1), _leaves(u2), strict=True)])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9)
+    # the same through an OptimizerContext; no stochasticity -> a clear error
+    again = opt.noise_weights(grads, state, params, context=lo.OptimizerContext(**CONTEXT))
+    for a, b in zip(_leaves(again), _leaves(delta), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="no learned stochasticity"):
+        lo.OPEN(use_stochasticity=False, key=jax.random.key(0)).noise_weights(grads, state, params)
+    with pytest.raises(ValueError, match="unknown context"):
+        opt.noise_weights(grads, state, params, dormancy_tau=1.0)

@@ -52,4 +52,7 @@ from ._ppo import (
     ppo_loss as ppo_loss,
 )
 from ._returns import gae as gae, lambda_returns as lambda_returns
-from ._update_stats import update_statistics as update_statistics
+from ._update_stats import (
+    noise_statistics as noise_statistics,
+    update_statistics as update_statistics,
+)

@@ -133,6 +133,26 @@ def all_finite(tree: PyTree[Array]) -> Bool[Array, ""]:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
+def optimizer_context(
+    network: AbstractActorCritic,
+    activations: tuple[Array, ...],
+    layer_proportions: PyTree[Array],
+    actor_mask: PyTree[Array],
+    training_proportion: Float[Array, ""],
+    batch_proportion: Float[Array, ""],
+) -> dict[str, Any]:
+    """The learned-optimizer context of one optimizer call, as the keywords of the optax
+    extra-args protocol (`dormancy` from `activations`, gradient stopped)."""
+    dormancy = eqx.filter(network.dormancy(jax.lax.stop_gradient(activations)), eqx.is_array)
+    return {
+        "dormancy": dormancy,
+        "training_proportion": training_proportion,
+        "batch_proportion": batch_proportion,
+        "layer_proportions": layer_proportions,
+        "actor_mask": actor_mask,
+    }
+
+
 def optimizer_step(
     optimizer: Any,
     network: _Net,
@@ -171,21 +191,13 @@ def optimizer_step(
     NaN or infinite.
     """
     params = eqx.filter(network, eqx.is_inexact_array)
-    dormancy = eqx.filter(network.dormancy(jax.lax.stop_gradient(activations)), eqx.is_array)
+    context = optimizer_context(
+        network, activations, layer_proportions, actor_mask, training_proportion, batch_proportion
+    )
     # optax itself relies on implicit dtype promotion (e.g. `b1 ** count` in Adam's bias
     # correction), so optimizer calls run under standard promotion.
     with jax.numpy_dtype_promotion("standard"):
-        updates, opt_state = optimizer.update(
-            grads,
-            opt_state,
-            params,
-            dormancy=dormancy,
-            training_proportion=training_proportion,
-            batch_proportion=batch_proportion,
-            layer_proportions=layer_proportions,
-            actor_mask=actor_mask,
-            key=key,
-        )
+        updates, opt_state = optimizer.update(grads, opt_state, params, **context, key=key)
     network = eqx.apply_updates(network, updates)
     finite = jnp.logical_and(all_finite(updates), all_finite(network))
     return network, opt_state, finite

@@ -14,6 +14,7 @@ from ._common import (
     clip_by_group_norm,
     episode_metrics,
     init_optimizer,
+    optimizer_context,
     optimizer_step,
 )
 from ._config import PPOConfig
@@ -29,7 +30,7 @@ from ._dormancy import dormant_fraction
 from ._envs import VecEnv, VecEnvState, action_spec, observation_shape
 from ._networks import PPONetwork
 from ._returns import gae
-from ._update_stats import update_statistics
+from ._update_stats import noise_statistics, update_statistics
 
 
 def normalize_advantages(advantages: Float[Array, " batch"]) -> Float[Array, " batch"]:
@@ -421,7 +422,9 @@ class PPO(AbstractAgent):
         averaged over minibatches, `grad_norm`, `nonfinite` (any optimizer step produced
         NaN/inf) and `dormancy` (per layer, last minibatch); with
         `config.update_statistics`, also `update_grad_cosine` and `update_param_ratio`
-        averaged over the update's optimizer steps (`lorl_agents.update_statistics`).
+        averaged over the update's optimizer steps (`lorl_agents.update_statistics`),
+        and for an optimizer with learned noise (`noise_weights`, e.g. OPEN)
+        `noise_param_ratio` (`lorl_agents.noise_statistics`).
         """
         cfg = self.config
         optimizer = as_optimizer(optimizer)
@@ -453,6 +456,13 @@ class PPO(AbstractAgent):
             )
             activations = aux.pop("activations")
             before = eqx.filter(network, eqx.is_inexact_array)
+            if cfg.update_statistics:  # the learned noise's weight, with the state before
+                context = optimizer_context(
+                    network, activations, layer_props, actor_mask, train_prop, batch_prop
+                )
+                aux.update(
+                    noise_statistics(optimizer, grads, opt_state, before, actor_mask, context)
+                )
             network, opt_state, finite = optimizer_step(
                 optimizer, network, opt_state, grads, activations, layer_props, actor_mask,
                 train_prop, batch_prop, key=opt_key,

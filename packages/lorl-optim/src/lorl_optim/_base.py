@@ -1,6 +1,8 @@
 """The abstract learned-optimizer interface, its state, and the optax adapter."""
 
 import abc
+import dataclasses
+from collections.abc import Mapping
 from typing import Any, cast
 
 import equinox as eqx
@@ -136,21 +138,7 @@ class AbstractLearnedOptimizer(eqx.Module):
             "layer_proportions": layer_proportions,
             "actor_mask": actor_mask,
         }
-        if context is None:
-            context = OptimizerContext(**loose)
-        else:
-            both = [
-                k for k, v in loose.items() if v is not None and getattr(context, k) is not None
-            ]
-            if both:
-                raise ValueError(
-                    f"{type(self).__name__}.update: {both} given both in `context` and as "
-                    "keywords; give each once"
-                )
-            if any(v is not None for v in loose.values()):
-                context = OptimizerContext(
-                    **{k: getattr(context, k) if v is None else v for k, v in loose.items()}
-                )
+        context = gather_context(context, loose, f"{type(self).__name__}.update")
         return self.step(grads, state, params, context, key=key)
 
     def step(
@@ -222,6 +210,32 @@ class AbstractLearnedOptimizer(eqx.Module):
             return self.update(updates, state, params, **context)
 
         return optax.GradientTransformationExtraArgs(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
+
+
+def gather_context(
+    context: OptimizerContext | None, loose: Mapping[str, Any], owner: str
+) -> OptimizerContext:
+    """One [`lorl_optim.OptimizerContext`][] from `context` and the context fields given
+    as keywords (`loose`, `None` where not given).
+
+    **Raises:**
+
+    `ValueError` for an unknown keyword, or a field given both ways.
+    """
+    names = [f.name for f in dataclasses.fields(OptimizerContext)]
+    unknown = sorted(set(loose) - set(names))
+    if unknown:
+        raise ValueError(f"{owner}: unknown context {unknown}; known: {', '.join(names)}")
+    if context is None:
+        return OptimizerContext(**loose)
+    both = [k for k, v in loose.items() if v is not None and getattr(context, k) is not None]
+    if both:
+        raise ValueError(f"{owner}: {both} given both in `context` and as keywords; give each once")
+    if any(v is not None for v in loose.values()):
+        fields = {k: getattr(context, k) for k in names}
+        fields.update({k: v for k, v in loose.items() if v is not None})
+        return OptimizerContext(**fields)
+    return context
 
 
 def check_learning_rate(learning_rate: Any, owner: str) -> float | optax.Schedule:

@@ -16,6 +16,7 @@ from ._base import (
     LearnedOptimizerState,
     OptimizerContext,
     check_state,
+    gather_context,
     require,
     scalar_context,
 )
@@ -494,6 +495,69 @@ class OPEN(AbstractLearnedOptimizer):
 
         `(updates, new_state)` with `updates = -u`, to be added to the parameters.
         """
+        data, layout, dtypes, use_fused = self._prepare(grads, state, params, context, key)
+        slots, u_hat = run_core(
+            self, data, _xla_core, _fused_core, layout.sizes, self.backend, use_fused
+        )
+        u = u_hat[0] - jnp.mean(u_hat[0])
+        return layout.unravel(-u, dtypes), LearnedOptimizerState(slots, layout)
+
+    def noise_weights(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None = None,
+        **context: Any,
+    ) -> PyTree[Float[Array, "..."]]:
+        """The weight `delta_i^actor` of the learned noise in the update this step would
+        make (OPEN Section 5.4: `u_i^actor += alpha3 * delta_i^actor * eps`), per
+        parameter; 0 for the critic's parameters. OPEN Appendix F.4-F.5 plots it relative
+        to the parameters. Computed by running the network twice (noise 1 and 0 on the
+        actor), so it costs two optimizer steps; for analyses, not training.
+
+        **Arguments:**
+
+        - `grads`, `state`, `params`: as for `update` (the state before the step).
+        - `context`: the context as `update`'s keywords (`training_proportion`,
+          `batch_proportion`, `layer_proportions`, `dormancy`, `actor_mask`) or
+          `context=` an [`lorl_optim.OptimizerContext`][].
+
+        **Returns:**
+
+        A tree like `grads`.
+
+        **Raises:**
+
+        `ValueError` if this OPEN has no learned stochasticity (`use_stochasticity=False`).
+        """
+        if not self.use_stochasticity:
+            raise ValueError("noise_weights: this OPEN has no learned stochasticity")
+        ctx = context.pop("context", None)
+        context.pop("key", None)  # the weight does not depend on the noise drawn
+        ctx = gather_context(ctx, context, "OPEN.noise_weights")
+        data, layout, dtypes, _ = self._prepare(grads, state, params, ctx, jax.random.key(0))
+        data = {k: v for k, v in data.items() if k != "noise_key"}
+        data["noise_key"] = None
+        n = layout.size
+        u1 = run_core(
+            self, {**data, "eps": jnp.ones((1, n), layout.dtype)}, _xla_core, _fused_core,
+            layout.sizes, "xla", False,
+        )[1]  # fmt: skip
+        u0 = run_core(
+            self, {**data, "eps": jnp.zeros((1, n), layout.dtype)}, _xla_core, _fused_core,
+            layout.sizes, "xla", False,
+        )[1]  # fmt: skip
+        return layout.unravel((u1[0] - u0[0]) / self.alpha3, dtypes)
+
+    def _prepare(
+        self,
+        grads: PyTree[Float[Array, "..."]],
+        state: LearnedOptimizerState,
+        params: PyTree[Float[Array, "..."]] | None,
+        context: OptimizerContext,
+        key: PRNGKeyArray | None,
+    ) -> tuple[dict[str, Any], Any, list[Any], bool]:
+        """The inputs of OPEN's core for one step: `(data, layout, dtypes, use_fused)`."""
         owner = "OPEN"
         dormancy, actor_mask = context.dormancy, context.actor_mask
         training_proportion = context.training_proportion
@@ -565,11 +629,7 @@ class OPEN(AbstractLearnedOptimizer):
         data: dict[str, Any] = dict(inputs)
         data.update(slots=state.slots, tp=tp, bp=bp, lp_table=lp_table, mask_table=mask_table)
         data["noise_key"] = key_data
-        slots, u_hat = run_core(
-            self, data, _xla_core, _fused_core, layout.sizes, self.backend, use_fused
-        )
-        u = u_hat[0] - jnp.mean(u_hat[0])
-        return layout.unravel(-u, dtypes), LearnedOptimizerState(slots, layout)
+        return data, layout, dtypes, use_fused
 
     def _fused_supported(self, mask_table: Array | None) -> bool:
         """Whether the fused kernel covers this configuration (sizes (8, 16) and

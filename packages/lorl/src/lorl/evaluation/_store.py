@@ -2,6 +2,7 @@
 environment, agent configuration, budget, seed), so that a study or a repeated
 `lorl evaluate` computes only the seeds it does not have yet."""
 
+import contextlib
 import hashlib
 import json
 import os
@@ -84,10 +85,8 @@ class ResultStore:
         under its canonical name, so `"breakout"` and `"Breakout-MinAtar"` share records)."""
         from ._envs import env_spec
 
-        try:
+        with contextlib.suppress(ConfigError):  # an unknown environment keeps its name
             env = env_spec(env).name
-        except ConfigError:  # not an environment lorl.evaluation knows: keep the name
-            pass
         payload = {
             "version": STORE_VERSION,
             "optimizer": identity,

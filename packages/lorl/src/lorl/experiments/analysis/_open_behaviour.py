@@ -1,7 +1,8 @@
 """`analysis/open-behaviour` (OPEN Appendix F): what a learned optimizer does over a
 training run, beside Adam: dormancy per layer, the cosine between each update and the
-negative gradient, and the update's size relative to the parameters, all recorded per PPO
-update inside the jitted run (bounded memory: a few scalars per update)."""
+negative gradient, the update's size relative to the parameters and the weight of the
+learned noise, all recorded per PPO update inside the jitted run (bounded memory: a few
+scalars per update)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from .._registry import Experiment, register
 from ..open import _common as oc
 
 METRICS = ("update_grad_cosine", "update_param_ratio")
+#: The learned noise's weight relative to the actor's parameters (OPEN Appendix F.4).
+NOISE = "noise_param_ratio"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +87,8 @@ def _train(
     def one(seed: Any) -> dict[str, Any]:
         r = ppo.train(env, params, optimizer, key=jax.random.key(seed))
         out = {m: r.metrics[m] for m in METRICS}
+        if NOISE in r.metrics:  # optimizers with learned noise (OPEN)
+            out[NOISE] = r.metrics[NOISE]
         out["dormancy"] = r.metrics["dormancy"]  # (updates, layers)
         out["return"] = r.metrics["last_return"]
         out["final"] = r.final_return
@@ -137,35 +142,44 @@ def _report(run_dir: RunDir) -> str:
         "over seeds with standard-error bands. Cosine: between each optimizer update and the "
         "negative (clipped) gradient, averaged over the update's optimizer steps (1: "
         "gradient descent's direction). Ratio: `|update| / |parameters|`. Dormancy: the "
-        "fraction of tau = 0 dormant neurons per layer (actor layers, then critic layers).",
+        "fraction of tau = 0 dormant neurons per layer (actor layers, then critic layers). "
+        "Noise: the weight `delta` of the learned noise relative to the actor's parameters, "
+        "`|delta_actor| / |params_actor|` (optimizers with learned noise only).",
         "",
-        "| optimizer | final return (mean) | cosine: first → last | ratio: first → last |",
-        "|---|---:|---|---|",
+        "| optimizer | final return (mean) | cosine: first → last | ratio: first → last "
+        "| noise: first → last |",
+        "|---|---:|---|---|---|",
     ]
     for name, r in runs.items():
         cos = np.mean(np.asarray(r["update_grad_cosine"]), axis=0)
         ratio = np.mean(np.asarray(r["update_param_ratio"]), axis=0)
         final = np.nanmean(np.asarray(r["final_returns"], np.float64))
+        noise = "–"
+        if NOISE in r:
+            n = np.mean(np.asarray(r[NOISE]), axis=0)
+            noise = f"{n[0]:.2e} → {n[-1]:.2e}"
         out.append(
             f"| {name} | {final:.2f} | {cos[0]:.3f} → {cos[-1]:.3f} | "
-            f"{ratio[0]:.2e} → {ratio[-1]:.2e} |"
+            f"{ratio[0]:.2e} → {ratio[-1]:.2e} | {noise} |"
         )
     out.append("")
     panels = [("update_grad_cosine", None, "cosine(update, -gradient)"),
               ("update_param_ratio", None, "|update| / |parameters|")]  # fmt: skip
+    if any(NOISE in r for r in runs.values()):
+        panels.append((NOISE, None, "|noise weight| / |actor parameters|"))
     n_layers = np.asarray(next(iter(runs.values()))["dormancy"]).shape[-1]
     panels += [("dormancy", i, f"dormant fraction, layer {i}") for i in range(n_layers)]
     for key, layer, label in panels:
         path = run_dir.plots_dir / f"{key}{'' if layer is None else f'-{layer}'}.png"
         try:
-            plots.return_curves(_curves(runs, key, layer), path, title=label, ylabel=label)
+            have = {n: r for n, r in runs.items() if key in r}
+            plots.return_curves(_curves(have, key, layer), path, title=label, ylabel=label)
             out += [f"![{label}](plots/{path.name})", ""]
         except Exception as e:  # a plot must not cost the report
             out += [f"({label}: plot failed: {type(e).__name__}: {e})", ""]
     out += [
-        "Not yet measured: the weight of OPEN's learned noise over training (and against "
-        "problem size in Deep Sea), which needs OPEN's internal terms exported by the "
-        "update; the alignment with OPEN's momentum features.",
+        "Not yet measured: the learned noise's weight against problem size in Deep Sea "
+        "(Figure 14); the alignment with OPEN's momentum features.",
         "",
     ]
     return "\n".join(out)
