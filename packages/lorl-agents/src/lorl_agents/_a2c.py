@@ -13,7 +13,6 @@ from ._common import (
     EpisodeStats,
     as_optimizer,
     episode_metrics,
-    init_optimizer,
     optimizer_step,
 )
 from ._config import A2CConfig
@@ -127,43 +126,19 @@ class A2C(AbstractAgent):
                 f"{'continuous' if spec.continuous else 'discrete'} with {spec.n_outputs}"
             )
 
-    def init(
+    def _vec_env(self, env: Any, env_params: Any) -> VecEnv:
+        return self._venv(env)
+
+    def _initial_state(
         self,
-        env: Any,
-        env_params: Any,
-        optimizer: Any,
-        network: A2CNetwork | None = None,
-        *,
+        network: Any,
+        opt_state: Any,
+        env_state: Any,
+        obs: Array,
+        stats: EpisodeStats,
         key: PRNGKeyArray,
     ) -> A2CState:
-        """Initial training state.
-
-        **Arguments:**
-
-        - `env`, `env_params`: a gymnax-interface environment and its parameters.
-        - `optimizer`: optax transformation or learned optimizer.
-        - `network`: start from this network instead of a fresh one.
-        - `key`: PRNG key.
-
-        **Returns:**
-
-        An [`lorl_agents.A2CState`][].
-        """
-        optimizer = as_optimizer(optimizer)
-        net_key, env_key, run_key = jax.random.split(key, 3)
-        if network is None:
-            network = self.make_network(env, env_params, key=net_key)
-        obs, env_state = self._venv(env).reset(env_params, key=env_key)
-        opt_state = init_optimizer(optimizer, network)
-        return A2CState(
-            network,
-            opt_state,
-            env_state,
-            obs,
-            EpisodeStats.create(self.config.n_envs),
-            jnp.asarray(0, jnp.int32),
-            run_key,
-        )
+        return A2CState(network, opt_state, env_state, obs, stats, jnp.asarray(0, jnp.int32), key)
 
     def rollout(
         self, state: A2CState, env: Any, env_params: Any

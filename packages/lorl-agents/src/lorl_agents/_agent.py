@@ -9,7 +9,16 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._common import TrainResult, as_optimizer, check_finite, first_nonfinite, is_traced
+from ._common import (
+    EpisodeStats,
+    TrainResult,
+    as_optimizer,
+    check_finite,
+    first_nonfinite,
+    init_optimizer,
+    is_traced,
+)
+from ._envs import VecEnv
 
 
 class AbstractAgent(eqx.Module):
@@ -43,11 +52,47 @@ class AbstractAgent(eqx.Module):
     def check_env(self, env: Any, env_params: Any) -> None:
         """Raise `ValueError` if this agent cannot train on `env`."""
 
-    @abc.abstractmethod
     def init(
         self, env: Any, env_params: Any, optimizer: Any, network: Any = None, *, key: PRNGKeyArray
     ) -> Any:
-        """The initial training state."""
+        """Initial training state: network, optimizer state, environments, episode
+        statistics, update counters and the run's key.
+
+        **Arguments:**
+
+        - `env`, `env_params`: a gymnax-interface environment and its parameters.
+        - `optimizer`: optax transformation or learned optimizer.
+        - `network`: start from this network instead of a fresh one.
+        - `key`: PRNG key.
+
+        **Returns:**
+
+        The agent's state ([`lorl_agents.A2CState`][] or [`lorl_agents.PPOState`][]).
+        """
+        optimizer = as_optimizer(optimizer)
+        net_key, env_key, run_key = jax.random.split(key, 3)
+        if network is None:
+            network = self.make_network(env, env_params, key=net_key)
+        obs, env_state = self._vec_env(env, env_params).reset(env_params, key=env_key)
+        opt_state = init_optimizer(optimizer, network)
+        stats = EpisodeStats.create(self.config.n_envs)
+        return self._initial_state(network, opt_state, env_state, obs, stats, run_key)
+
+    @abc.abstractmethod
+    def _vec_env(self, env: Any, env_params: Any) -> VecEnv:
+        """The vectorised environment this agent trains in."""
+
+    @abc.abstractmethod
+    def _initial_state(
+        self,
+        network: Any,
+        opt_state: Any,
+        env_state: Any,
+        obs: Array,
+        stats: EpisodeStats,
+        key: PRNGKeyArray,
+    ) -> Any:
+        """The agent's state type, holding these and its counters at 0."""
 
     @abc.abstractmethod
     def step(

@@ -13,7 +13,6 @@ from ._common import (
     as_optimizer,
     clip_by_group_norm,
     episode_metrics,
-    init_optimizer,
     optimizer_context,
     optimizer_step,
 )
@@ -260,45 +259,20 @@ class PPO(AbstractAgent):
                 f"{n_out} outputs"
             )
 
-    def init(
+    def _vec_env(self, env: Any, env_params: Any) -> VecEnv:
+        return self._venv(env, env_params)
+
+    def _initial_state(
         self,
-        env: Any,
-        env_params: Any,
-        optimizer: Any,
-        network: PPONetwork | None = None,
-        *,
+        network: Any,
+        opt_state: Any,
+        env_state: Any,
+        obs: Array,
+        stats: EpisodeStats,
         key: PRNGKeyArray,
     ) -> PPOState:
-        """Initial training state: network, optimizer state, environments.
-
-        **Arguments:**
-
-        - `env`, `env_params`: a gymnax-interface environment and its parameters.
-        - `optimizer`: optax transformation or learned optimizer.
-        - `network`: start from this network instead of a fresh one.
-        - `key`: PRNG key.
-
-        **Returns:**
-
-        A [`lorl_agents.PPOState`][].
-        """
-        optimizer = as_optimizer(optimizer)
-        net_key, env_key, run_key = jax.random.split(key, 3)
-        if network is None:
-            network = self.make_network(env, env_params, key=net_key)
-        obs, env_state = self._venv(env, env_params).reset(env_params, key=env_key)
-        opt_state = init_optimizer(optimizer, network)
         zero = jnp.asarray(0, jnp.int32)
-        return PPOState(
-            network,
-            opt_state,
-            env_state,
-            obs,
-            EpisodeStats.create(self.config.n_envs),
-            zero,
-            zero,
-            run_key,
-        )
+        return PPOState(network, opt_state, env_state, obs, stats, zero, zero, key)
 
     def rollout(
         self, state: PPOState, env: Any, env_params: Any

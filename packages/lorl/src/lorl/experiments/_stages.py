@@ -126,11 +126,12 @@ def concat_results(parts: Sequence[EvaluationResult]) -> EvaluationResult:
 
 
 def stored_form(result: EvaluationResult) -> dict[str, Any]:
-    """`result` as its stage stores it (JSON types: lists, NaN as `"nan"`), the form the
-    OPEN experiments keep their evaluations in, fresh or resumed alike."""
+    """`result` in JSON types (lists, NaN as `"nan"`) without its wall time: the form the
+    OPEN experiments keep their evaluations in, the same for a fresh, a resumed and a
+    repeated run of one configuration (the stage's own file keeps the wall time)."""
     from ..runs import to_jsonable
 
-    return to_jsonable(result.to_dict())
+    return {k: v for k, v in to_jsonable(result.to_dict()).items() if k != "seconds"}
 
 
 def evaluate_stage(
