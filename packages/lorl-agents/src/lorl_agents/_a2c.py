@@ -18,7 +18,7 @@ from ._common import (
 from ._config import A2CConfig
 from ._distributions import categorical_entropy, categorical_log_prob, categorical_sample
 from ._dormancy import dormant_fraction
-from ._envs import VecEnv, VecEnvState, action_spec, observation_shape
+from ._envs import ActionSpec, VecEnv, VecEnvState, action_spec, observation_shape
 from ._networks import A2CNetwork
 from ._returns import lambda_returns
 
@@ -110,15 +110,7 @@ class A2C(AbstractAgent):
             key=key,
         )
 
-    def check(self, env: Any, env_params: Any, network: A2CNetwork) -> None:
-        """Raise `ValueError` if `network` does not fit `env`'s observations or actions."""
-        obs_shape = observation_shape(env, env_params)
-        spec = action_spec(env, env_params)
-        if network.obs_shape != obs_shape:
-            raise ValueError(
-                f"observation mismatch: the network expects observations of shape "
-                f"{network.obs_shape}, the environment gives {obs_shape}"
-            )
+    def _check_actions(self, network: A2CNetwork, spec: ActionSpec) -> None:
         if spec.continuous or network.policy_head.out_features != spec.n_outputs:
             raise ValueError(
                 f"action mismatch: the network has {network.policy_head.out_features} "

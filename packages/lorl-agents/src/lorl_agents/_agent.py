@@ -18,7 +18,7 @@ from ._common import (
     init_optimizer,
     is_traced,
 )
-from ._envs import VecEnv
+from ._envs import ActionSpec, VecEnv, action_spec, observation_shape
 
 
 class AbstractAgent(eqx.Module):
@@ -44,9 +44,19 @@ class AbstractAgent(eqx.Module):
     def make_network(self, env: Any, env_params: Any, *, key: PRNGKeyArray) -> Any:
         """A fresh network for `env`'s observations and actions."""
 
-    @abc.abstractmethod
     def check(self, env: Any, env_params: Any, network: Any) -> None:
         """Raise `ValueError` if `network` does not fit `env`'s observations or actions."""
+        obs_shape = observation_shape(env, env_params)
+        if network.obs_shape != obs_shape:
+            raise ValueError(
+                f"observation mismatch: the network expects observations of shape "
+                f"{network.obs_shape}, the environment gives {obs_shape}"
+            )
+        self._check_actions(network, action_spec(env, env_params))
+
+    @abc.abstractmethod
+    def _check_actions(self, network: Any, spec: ActionSpec) -> None:
+        """Raise `ValueError` if `network`'s outputs do not fit the action space `spec`."""
 
     @abc.abstractmethod
     def check_env(self, env: Any, env_params: Any) -> None:

@@ -26,7 +26,7 @@ from ._distributions import (
     gaussian_sample,
 )
 from ._dormancy import dormant_fraction
-from ._envs import VecEnv, VecEnvState, action_spec, observation_shape
+from ._envs import ActionSpec, VecEnv, VecEnvState, action_spec, observation_shape
 from ._networks import PPONetwork
 from ._returns import gae
 from ._update_stats import noise_statistics, update_statistics
@@ -240,15 +240,7 @@ class PPO(AbstractAgent):
             key=key,
         )
 
-    def check(self, env: Any, env_params: Any, network: PPONetwork) -> None:
-        """Raise `ValueError` if `network` does not fit `env`'s observations or actions."""
-        obs_shape = observation_shape(env, env_params)
-        spec = action_spec(env, env_params)
-        if network.obs_shape != obs_shape:
-            raise ValueError(
-                f"observation mismatch: the network expects observations of shape "
-                f"{network.obs_shape}, the environment gives {obs_shape}"
-            )
+    def _check_actions(self, network: PPONetwork, spec: ActionSpec) -> None:
         n_out = network.actor[-1].out_features
         if network.continuous != spec.continuous or n_out != spec.n_outputs:
             kind = "continuous" if spec.continuous else "discrete"
