@@ -43,6 +43,8 @@ def test_gradient_snr_separates_noise_from_signal():
         gradient_snr(noise[:3])
     with pytest.raises(AnalysisError, match="no part"):
         gradient_snr(_Parts(noise, noise), ["c"])
+    with pytest.raises(AnalysisError, match="1 of 512 units have non-finite"):
+        gradient_snr(noise.at[3, 7].set(jnp.nan))
 
 
 def test_directional_derivatives_of_a_quadratic():

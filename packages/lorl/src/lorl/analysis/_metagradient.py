@@ -58,6 +58,9 @@ def gradient_snr(
         n = g.shape[0]
         if n < 4:
             raise AnalysisError(f"gradient_snr needs at least 4 units, got {n}")
+        bad = int(np.sum(~np.all(np.isfinite(g), axis=1)))
+        if bad:
+            raise AnalysisError(f"{bad} of {n} units have non-finite gradients")
         m = g.mean(0)
         se = float(np.sqrt(g.var(0, ddof=1).sum() / n))
         a, b = g[0::2].mean(0), g[1::2].mean(0)
