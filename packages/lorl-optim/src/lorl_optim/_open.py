@@ -536,8 +536,7 @@ class OPEN(AbstractLearnedOptimizer):
         context.pop("key", None)  # the weight does not depend on the noise drawn
         ctx = gather_context(ctx, context, "OPEN.noise_weights")
         data, layout, dtypes, _ = self._prepare(grads, state, params, ctx, jax.random.key(0))
-        data = {k: v for k, v in data.items() if k != "noise_key"}
-        data["noise_key"] = None
+        data = {**data, "noise_key": None}  # the noise is given as `eps` below
         n = layout.size
         u1 = run_core(
             self, {**data, "eps": jnp.ones((1, n), layout.dtype)}, _xla_core, _fused_core,
