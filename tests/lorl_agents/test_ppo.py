@@ -78,6 +78,47 @@ def test_optimizer_receives_open_context(cartpole):
     assert len({tuple(k) for k in np.asarray(keys)}) == n_steps  # a fresh key each step
 
 
+class LastContextSGD(eqx.Module):
+    """SGD that keeps the dormancy context of its latest call in its state."""
+
+    lr: float
+
+    def init(self, params):
+        return jax.tree.map(jnp.zeros_like, params)
+
+    def update(self, grads, state, params, *, dormancy, **context):
+        return jax.tree.map(lambda g: -self.lr * g, grads), dormancy
+
+
+def test_dormancy_metric_is_the_last_minibatchs(cartpole):
+    """The per-update `dormancy` metric is the tau = 0 dormant fraction of the forward pass
+    of the update's last optimizer step (independently: the zero neuron scores the
+    optimizer received in that step), with dead neurons so the fractions are not 0."""
+    env, params = cartpole
+    config = dataclasses.replace(TINY, activation="relu", n_minibatches=2, n_epochs=3)
+    agent = la.PPO(config)
+    net = agent.make_network(env, params, key=jax.random.key(1))
+    # Neurons 0..k-1 of every hidden layer never fire (k = 3 actor, 5 critic).
+    for side, k in (("actor", 3), ("critic", 5)):
+        for i in range(config.n_hidden):
+            net = eqx.tree_at(
+                lambda n, side=side, i=i: getattr(n, side)[i].bias,
+                net,
+                getattr(net, side)[i].bias.at[:k].set(-1e4),
+            )
+    opt = LastContextSGD(0.05)
+    state = agent.init(env, params, opt, net, key=jax.random.key(0))
+    state, metrics = eqx.filter_jit(agent.step)(state, env, params, opt)
+    last_scores = state.opt_state  # one score per neuron, spread over its parameters
+    layers = [*state.network.actor, *state.network.critic]
+    scores = [*last_scores.actor, *last_scores.critic]
+    # A silent neuron's score is eps / mean(a + eps) (~1e-11); a live one's is far above 1e-6.
+    expected = [float(np.mean(np.asarray(s.bias) < 1e-6)) for s in scores]
+    assert len(layers) == len(expected) == 6
+    np.testing.assert_allclose(np.asarray(metrics["dormancy"]), expected, rtol=0, atol=0)
+    assert expected[0] >= 3 / 64 and expected[3] >= 5 / 64
+
+
 def test_step_does_not_retrace(cartpole):
     env, params = cartpole
     agent = la.PPO(TINY)

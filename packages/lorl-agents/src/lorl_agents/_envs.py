@@ -309,13 +309,15 @@ class VecEnv(eqx.Module):
         terminated = terminated.astype(jnp.bool_)
         truncated = truncated.astype(jnp.bool_)
         obs, obs_stats = self._normalise(state.obs_stats, obs)
-        discounted = state.discounted_return * self.gamma + raw_reward
         reward = raw_reward
         reward_stats = state.reward_stats
+        # The discounted return is only tracked for reward normalisation (else it stays 0).
+        discounted = state.discounted_return
         if reward_stats is not None:
+            discounted = discounted * self.gamma + raw_reward
             reward_stats = reward_stats.update(discounted)
             reward = raw_reward * jax.lax.rsqrt(reward_stats.var + 1e-8)
-        done = jnp.logical_or(terminated, truncated)
-        discounted = jnp.where(done, jnp.zeros_like(discounted), discounted)
+            done = jnp.logical_or(terminated, truncated)
+            discounted = jnp.where(done, jnp.zeros_like(discounted), discounted)
         new_state = VecEnvState(env_state, obs_stats, reward_stats, discounted)
         return obs, new_state, reward, terminated, truncated, raw_reward

@@ -10,6 +10,7 @@ from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray, PyTree
 from ._agent import AbstractAgent
 from ._common import (
     EpisodeStats,
+    all_finite,
     as_optimizer,
     clip_by_group_norm,
     episode_metrics,
@@ -393,6 +394,7 @@ class PPO(AbstractAgent):
         `noise_param_ratio` (`lorl_agents.noise_statistics`).
         """
         cfg = self.config
+        data = batch
         optimizer = as_optimizer(optimizer)
         layer_props = eqx.filter(network.layer_proportions(), eqx.is_array)
         actor_mask = eqx.filter(network.actor_mask(), eqx.is_array)
@@ -402,8 +404,12 @@ class PPO(AbstractAgent):
             None if training_proportion is None else jnp.asarray(training_proportion, jnp.float32)
         )
 
-        def minibatch_step(carry, batch):
+        def minibatch_step(carry, xs):
+            indices, last = xs
             network, opt_state, opt_step, key = carry
+            # Gathered here, one minibatch at a time, rather than a shuffled copy of the
+            # whole batch per epoch: the same values in the same order, less memory traffic.
+            batch = jax.tree.map(lambda x: x[indices], data)
             key, opt_key = jax.random.split(key)
             (_, aux), grads = eqx.filter_value_and_grad(ppo_loss, has_aux=True)(network, batch, cfg)
             grads = jax.lax.stop_gradient(grads)
@@ -429,7 +435,7 @@ class PPO(AbstractAgent):
                 aux.update(
                     noise_statistics(optimizer, grads, opt_state, before, actor_mask, context)
                 )
-            network, opt_state, finite = optimizer_step(
+            network, opt_state, _ = optimizer_step(
                 optimizer, network, opt_state, grads, activations, layer_props, actor_mask,
                 train_prop, batch_prop, key=opt_key,
             )  # fmt: skip
@@ -438,26 +444,37 @@ class PPO(AbstractAgent):
                 updates = jax.tree.map(jnp.subtract, after, before)
                 aux.update(update_statistics(grads, updates, before))
             aux["grad_norm"] = grad_norm
-            aux["nonfinite"] = jnp.logical_not(finite)
-            dormancy = jnp.stack([dormant_fraction(a, cfg.dormancy_tau) for a in activations])
+            # The metric is the update's last minibatch's; `last` is a constant of the scan
+            # (not batched under vmap), so the other minibatches skip it.
+            dormancy = jax.lax.cond(
+                last,
+                lambda acts: jnp.stack([dormant_fraction(a, cfg.dormancy_tau) for a in acts]),
+                lambda acts: jnp.zeros((len(acts),), jnp.float32),
+                activations,
+            )
             return (network, opt_state, opt_step + 1, key), (aux, dormancy)
 
-        def epoch(carry, _):
+        def epoch(carry, last_epoch):
             network, opt_state, opt_step, key = carry
             key, perm_key = jax.random.split(key)
             perm = jax.random.permutation(perm_key, cfg.batch_size)
-            shuffled = jax.tree.map(
-                lambda x: x[perm].reshape((cfg.n_minibatches, cfg.minibatch_size, *x.shape[1:])),
-                batch,
+            minibatches = perm.reshape((cfg.n_minibatches, cfg.minibatch_size))
+            last_minibatch = jnp.arange(cfg.n_minibatches) == cfg.n_minibatches - 1
+            last = jnp.logical_and(last_epoch, last_minibatch)
+            carry, out = jax.lax.scan(
+                minibatch_step, (network, opt_state, opt_step, key), (minibatches, last)
             )
-            carry, out = jax.lax.scan(minibatch_step, (network, opt_state, opt_step, key), shuffled)
             return carry, out
 
         (network, opt_state, opt_step, _), (aux, dormancy) = jax.lax.scan(
-            epoch, (network, opt_state, opt_step, key), None, length=cfg.n_epochs
+            epoch, (network, opt_state, opt_step, key), jnp.arange(cfg.n_epochs) == cfg.n_epochs - 1
         )
-        metrics = {k: jnp.mean(v) for k, v in aux.items() if k != "nonfinite"}
-        metrics["nonfinite"] = jnp.any(aux["nonfinite"])
+        metrics = {k: jnp.mean(v) for k, v in aux.items()}
+        # Checked once per update rather than after every optimizer step: updates are
+        # applied as `params + update`, and a parameter that became NaN or infinite stays
+        # so (nan + x = nan, inf + finite = inf, inf - inf = nan), so the final network is
+        # non-finite exactly when some step's update or parameters were.
+        metrics["nonfinite"] = jnp.logical_not(all_finite(network))
         metrics["dormancy"] = dormancy[-1, -1]  # last minibatch forward pass of the update
         return network, opt_state, opt_step, metrics
 
