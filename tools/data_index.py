@@ -25,6 +25,7 @@ PRODUCERS = {
     "bench_quality_": "tools/bench_agents_quality.py",
     "bench_speed": "tools/bench_agents_speed.py",
     "bench_vs_purejaxrl": "tools/bench_vs_purejaxrl.py",
+    "bench_meta_gradient": "tools/bench_meta_gradient.py",
     "tune_a2c_": "tools/tune_a2c_baselines.py",
     "throughput": "tools/bench_gridworlds.py (or `lorl-gridworlds bench`)",
     "bench_compile_cache": "tools/bench_compile_cache.py",

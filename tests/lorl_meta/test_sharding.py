@@ -2,6 +2,8 @@
 one-device mesh gives the same result as no mesh (multi-device equality is tested in
 tests/multidevice with 8 forced host devices)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,10 @@ def test_indivisible_population_and_units_are_rejected_before_compute():
     mg = tiny_trainer()  # 4 units
     with pytest.raises(ValueError, match=r"n_units = 4 is not divisible by the 3 devices"):
         lm.MetaGradientTrainer(mg.config, mg.tasks, mesh=_mesh(3))
+    # Sequential groups of units (speed only) and sharded units do not combine.
+    with pytest.raises(ValueError, match="unit_batch"):
+        grouped = dataclasses.replace(mg.config, unit_batch=2)
+        lm.MetaGradientTrainer(grouped, mg.tasks, mesh=_mesh(2))
     # Several mesh axes multiply; a NamedSharding splits over the axes it names only.
     two_by_three = Mesh(np.array([jax.devices()[0]] * 6).reshape(2, 3), ("a", "b"))
     with pytest.raises(ValueError, match=r"not divisible by the 6 devices"):

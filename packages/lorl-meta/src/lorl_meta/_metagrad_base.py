@@ -124,6 +124,12 @@ class MetaGradientBase(eqx.Module):
                     f"{self._name} trains {self._agent_type.__name__} units: task {t.name!r} "
                     f"has a {type(t.agent).__name__} agent; it needs {self._agent_hint}"
                 )
+        if batch is not None and getattr(config, "unit_batch", 0):
+            raise ValueError(
+                f"{self._name}: config.unit_batch = {config.unit_batch} runs units in "
+                "sequential groups, which does not combine with a device mesh (the units are "
+                "sharded over the devices instead); use unit_batch = 0 with a mesh"
+            )
         names = [t.name for t in task_list]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
@@ -270,9 +276,18 @@ class MetaGradientBase(eqx.Module):
         optimizer = eqx.combine(meta_params, static)
         losses, new_units, metrics = [], [], {}
         for task, unit in zip(self.tasks, units, strict=True):
-            loss, (unit, m) = jax.vmap(
-                lambda u, task=task: self._unit_objective(task, optimizer, u)
-            )(self._shard(unit))
+
+            def one(u: Any, task: Any = task) -> Any:
+                return self._unit_objective(task, optimizer, u)
+
+            if self.config.unit_batch:
+                # Groups of units one after another, each recomputed in the backward pass
+                # (MetaGradientConfig.unit_batch): their intermediates stay small.
+                loss, (unit, m) = jax.lax.map(
+                    jax.checkpoint(one), unit, batch_size=self.config.unit_batch
+                )
+            else:
+                loss, (unit, m) = jax.vmap(one)(self._shard(unit))
             loss, unit, m = self._shard((loss, unit, m))
             losses.append(jnp.mean(loss))
             new_units.append(unit)
@@ -480,7 +495,9 @@ class MetaGradientBase(eqx.Module):
         return {
             "trainer": self._name,
             "config": {
-                k: v for k, v in dataclasses.asdict(self.config).items() if k != "n_meta_steps"
+                f.name: getattr(self.config, f.name)
+                for f in dataclasses.fields(self.config)
+                if f.name != "n_meta_steps" and not f.metadata.get("speed_only", False)
             },
             "tasks": tasks,
             "optimizer": type(optimizer).__name__,

@@ -105,7 +105,7 @@ def trainer_settings(meta: Any) -> dict[str, Any]:
     """The `lorl_meta` meta-gradient config fields (`MetaGradientConfig`,
     `PPOMetaGradientConfig`) of an experiment's meta-training config (`MetaConfig` or
     `BraxMetaConfig`: `steps`, `inner_updates`, `reset_interval`, `pipeline`, `lr`,
-    `outer_loss`, `checkpoint_every`); checkpoints at least at the end."""
+    `outer_loss`, `checkpoint_every`, `unit_batch`); checkpoints at least at the end."""
     return {
         "n_meta_steps": meta.steps,
         "n_inner": meta.inner_updates,
@@ -114,7 +114,26 @@ def trainer_settings(meta: Any) -> dict[str, Any]:
         "meta_lr": meta.lr,
         "outer_loss": meta.outer_loss,
         "checkpoint_every": min(meta.checkpoint_every, meta.steps),
+        "unit_batch": unit_batch(getattr(meta, "unit_batch", 0)),
     }
+
+
+#: Units per rematerialised group on one CPU device: at Optim4RL's paper configuration
+#: (512 units, M = 4, small_dense_short) a meta-iteration took 7.30 s with one vmapped
+#: program, 4.08 / 3.68 / 3.48 / 3.78 s with groups of 32 / 16 / 8 / 4 (2-core CPU,
+#: docs/meta/benchmarks.md).
+CPU_UNIT_BATCH = 8
+
+
+def unit_batch(value: int | None) -> int:
+    """`MetaGradientConfig.unit_batch` for an experiment's `meta.unit_batch`: the value
+    itself, or for `None` `CPU_UNIT_BATCH` on a single CPU device and `0` (one vmapped
+    program; units sharded over devices) otherwise."""
+    if value is not None:
+        return value
+    import jax
+
+    return CPU_UNIT_BATCH if jax.default_backend() == "cpu" and jax.device_count() == 1 else 0
 
 
 def device_mesh() -> Any:
