@@ -124,7 +124,7 @@ def test_networks_use_the_reference_swish_and_tanh_stays_selectable(name, tmp_pa
             32, 4, 64, 5
         )  # fmt: skip
         run_dir = runs.RunDir.create(tmp_path / activation, experiment=name, scale="cpu", config=c)
-        evals = ob._evals(run_dir, c.eval, c.activation)
+        evals = ob.make_brax_evals(run_dir, c.eval, c.activation)
         assert evals.overrides["activation"] == activation
         assert evals.overrides["critic_hidden"] == 5
     with pytest.raises(runs.ConfigError, match="allowed values"):

@@ -141,3 +141,22 @@ def test_short_curves_are_drawn(tmp_path, n_points):
     returns = np.arange(2.0 * n_points).reshape(2, n_points)
     path = plots.return_curves({"a": (steps, returns)}, tmp_path / "short.png")
     assert _pixels_of(path, TAB_BLUE) > 5
+
+
+def test_heatmap_annotations(tmp_path):
+    from matplotlib.image import imread
+
+    grid = np.array([[1.0, 2.0], [np.nan, 4.0]])
+    labels = (["a", "b"], ["x", "y"])
+    plain = plots.heatmap(grid, *labels, tmp_path / "plain.png")
+    notes = [["1.00\n[0.9, 1.1]", "2.00\n[1.5, 2.5]"], ["n/a", "4.00\n[3.0, 5.0]"]]
+    annotated = plots.heatmap(grid, *labels, tmp_path / "ci.png", annotations=notes)
+    assert _png_size(plain) == _png_size(annotated)
+    # the interval text is drawn in place of the bare value
+    assert not np.array_equal(imread(plain), imread(annotated))
+    same = plots.heatmap(
+        grid, *labels, tmp_path / "same.png", annotations=[["1.00", "2.00"], ["n/a", "4.00"]]
+    )
+    assert np.array_equal(imread(plain), imread(same))
+    with pytest.raises(ConfigError, match="annotations do not match"):
+        plots.heatmap(grid, *labels, tmp_path / "bad.png", annotations=[["1"]])

@@ -133,6 +133,7 @@ CATALOGUE = (
     "analysis._open_behaviour",
     "study._comparison",
     "study._sensitivity",
+    "study._sensitivity_ant",
     "study._collapse",
 )
 

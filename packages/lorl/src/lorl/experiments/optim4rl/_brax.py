@@ -198,14 +198,14 @@ def meta_train_brax(
     return meta_stage(run_dir, stage, meta.optimizer_path, build)
 
 
-def _evals(run_dir: RunDir, ev: BraxEvalConfig, activation: str) -> Evals:
+def make_brax_evals(run_dir: RunDir, ev: BraxEvalConfig, activation: str) -> Evals:
     """The PPO evaluation protocol of `ev`, with Optim4RL's Brax networks."""
     overrides = {"n_envs": ev.n_envs, "n_minibatches": ev.n_minibatches}
     overrides |= {**OPTIM4RL_BRAX_NETWORKS, "activation": activation}
     return Evals(run_dir, seed_list(ev.seeds, ev.first_seed), ev.timesteps, overrides)
 
 
-def _validate_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalConfig) -> None:
+def validate_brax_common(envs: tuple[str, ...], meta: BraxMetaConfig, ev: BraxEvalConfig) -> None:
     from ...evaluation import require_brax
 
     check_brax_envs(envs)
@@ -251,7 +251,7 @@ def _run_from_scratch(config: BraxFromScratchConfig, run_dir: RunDir) -> dict[st
             run_dir, stage, env=config.env, meta=config.meta, activation=config.activation
         )
 
-    evals = _evals(run_dir, config.eval, config.activation)
+    evals = make_brax_evals(run_dir, config.eval, config.activation)
     return run_learned_vs_baselines(
         run_dir, config.env, {"optim4rl": "Optim4RL"}, train, evals, config.eval.baselines
     )
@@ -273,10 +273,10 @@ def _report_from_scratch(run_dir: RunDir) -> str:
 
 
 def _validate_from_scratch(config: BraxFromScratchConfig) -> None:
-    _validate_common((config.env,), config.meta, config.eval)
+    validate_brax_common((config.env,), config.meta, config.eval)
 
 
-def _cpu_meta(**kw: Any) -> BraxMetaConfig:
+def brax_cpu_meta(**kw: Any) -> BraxMetaConfig:
     # cpu scale (ours; far too small to learn Ant): 2 units of 16 environments, 4
     # minibatches, 2 epochs, reset interval 2 (pipeline training needs n >= m). Measured
     # with reset interval 8: 12 min 50 s wall, 6 min 22 s CPU for the whole
@@ -294,14 +294,14 @@ def _cpu_meta(**kw: Any) -> BraxMetaConfig:
     return dataclasses.replace(base, **kw)
 
 
-def _cpu_eval(**kw: Any) -> BraxEvalConfig:
+def brax_cpu_eval(**kw: Any) -> BraxEvalConfig:
     # cpu scale: 2 seeds x 32 environments x 20 PPO updates (6,400 steps; paper 5e7).
     return dataclasses.replace(
         BraxEvalConfig(seeds=2, n_envs=32, timesteps=32 * 10 * 20, n_minibatches=4), **kw
     )
 
 
-def _paper_meta(**kw: Any) -> BraxMetaConfig:
+def brax_paper_meta(**kw: Any) -> BraxMetaConfig:
     # Optim4RL App. C.3: "The number of environments / training units n is 2048. The
     # reset interval m is chosen from {512, 1024}". Pipeline training needs n >= m (every
     # phase of the reset schedule has a unit), so paper scale = 512 units x 4
@@ -313,12 +313,13 @@ def _paper_meta(**kw: Any) -> BraxMetaConfig:
     )
 
 
-def _paper_eval() -> BraxEvalConfig:
-    return BraxEvalConfig(
+def brax_paper_eval(**kw: Any) -> BraxEvalConfig:
+    base = BraxEvalConfig(
         seeds=10,  # Optim4RL: "averaged over 10 runs"
         n_envs=2048,  # OPEN Table 3, Ant
         timesteps=50_000_000,  # OPEN Table 3, Ant: 5e7
     )
+    return dataclasses.replace(base, **kw)
 
 
 register(
@@ -327,9 +328,11 @@ register(
         summary="Optim4RL meta-trained from scratch through PPO in Ant, vs Adam and RMSProp",
         reproduces="Optim4RL Fig. 4 (Ant) and Table 1 (with pipeline training); needs lorl[brax]",
         scales={
-            "cpu": lambda: BraxFromScratchConfig(env="ant", meta=_cpu_meta(), eval=_cpu_eval()),
+            "cpu": lambda: BraxFromScratchConfig(
+                env="ant", meta=brax_cpu_meta(), eval=brax_cpu_eval()
+            ),
             "paper": lambda: BraxFromScratchConfig(
-                env="ant", meta=_paper_meta(), eval=_paper_eval()
+                env="ant", meta=brax_paper_meta(), eval=brax_paper_eval()
             ),
         },
         run=_run_from_scratch,
@@ -366,7 +369,7 @@ def _run_pipeline(config: BraxPipelineAblationConfig, run_dir: RunDir) -> dict[s
         meta = dataclasses.replace(config.meta, pipeline=pipeline)
         return meta_train_brax(run_dir, stage, env=env, meta=meta, activation=config.activation)
 
-    evals = _evals(run_dir, config.eval, config.activation)
+    evals = make_brax_evals(run_dir, config.eval, config.activation)
     return run_pipeline_ablation(run_dir, config.envs, train, evals, config.eval.baselines)
 
 
@@ -388,7 +391,7 @@ def _validate_pipeline(config: BraxPipelineAblationConfig) -> None:
         raise ConfigError("envs: name at least one Brax task (ant, humanoid)")
     if config.meta.optimizer_path is not None:
         raise ConfigError("meta.optimizer_path makes no sense here: both variants are trained")
-    _validate_common(tuple(config.envs), config.meta, config.eval)
+    validate_brax_common(tuple(config.envs), config.meta, config.eval)
 
 
 register(
@@ -398,10 +401,10 @@ register(
         reproduces="Optim4RL Table 1 (Ant and Humanoid columns); needs lorl[brax]",
         scales={
             "cpu": lambda: BraxPipelineAblationConfig(
-                envs=("ant",), meta=_cpu_meta(), eval=_cpu_eval(baselines=())
+                envs=("ant",), meta=brax_cpu_meta(), eval=brax_cpu_eval(baselines=())
             ),
             "paper": lambda: BraxPipelineAblationConfig(
-                envs=("ant", "humanoid"), meta=_paper_meta(), eval=_paper_eval()
+                envs=("ant", "humanoid"), meta=brax_paper_meta(), eval=brax_paper_eval()
             ),
         },
         run=_run_pipeline,
