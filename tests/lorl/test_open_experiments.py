@@ -255,9 +255,16 @@ def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, 
         record["dormancy"] = np.full(len(seeds), 0.25)
         return record
 
+    def fake_behaviour_curves(optimizer, env, params, agent, seeds, max_points):
+        ratio = np.linspace(2.0, 1.0, 5)[None] * np.ones((len(seeds), 1))
+        return {"noise_param_ratio": ratio, "steps": np.arange(1, 6), "final_returns": [0.0]}
+
+    import lorl.analysis
+
     monkeypatch.setattr(lm.ESTrainer, "train", fake_train)
     monkeypatch.setattr(ev, "evaluate", fake_evaluate)
     monkeypatch.setattr(oc, "train_seeds", fake_train_seeds)
+    monkeypatch.setattr(lorl.analysis, "behaviour_curves", fake_behaviour_curves)
     exp = ex.get_experiment(name)
     config = exp.config("cpu")
     run_dir = runs.RunDir.create(tmp_path, experiment=name, scale="cpu", config=config)
@@ -270,6 +277,11 @@ def test_every_experiment_runs_and_reports_with_stubbed_compute(name, tmp_path, 
     assert list(run_dir.plots_dir.glob("*.png"))
     for stage in results.get("es", {}):
         assert (run_dir.path / "optimizers" / f"es-{stage}.eqx").is_file()
+    if name == "open/deep-sea":  # Figure 14: the stochastic optimizer only, every size
+        assert set(results["noise"]) == {"separated"}
+        assert set(results["noise"]["separated"]) == {"4", "10"}
+        assert "| separated | 10 | 2 | 1 | 1.5 |" in report
+        assert (run_dir.plots_dir / "noise-separated.png").is_file()
 
 
 def test_multi_task_accepts_ant_beside_the_minatar_games():

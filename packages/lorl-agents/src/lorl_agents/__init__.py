@@ -53,6 +53,10 @@ from ._ppo import (
 )
 from ._returns import gae as gae, lambda_returns as lambda_returns
 from ._update_stats import (
+    MOMENTUM_BETAS as MOMENTUM_BETAS,
+    MomentumProbe as MomentumProbe,
+    MomentumProbeState as MomentumProbeState,
+    momentum_statistics as momentum_statistics,
     noise_statistics as noise_statistics,
     update_statistics as update_statistics,
 )

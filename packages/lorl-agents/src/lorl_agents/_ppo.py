@@ -30,7 +30,7 @@ from ._dormancy import dormant_fraction
 from ._envs import ActionSpec, VecEnv, VecEnvState, action_spec, observation_shape
 from ._networks import PPONetwork
 from ._returns import gae
-from ._update_stats import noise_statistics, update_statistics
+from ._update_stats import momentum_statistics, noise_statistics, update_statistics
 
 
 def normalize_advantages(advantages: Float[Array, " batch"]) -> Float[Array, " batch"]:
@@ -390,8 +390,9 @@ class PPO(AbstractAgent):
         NaN/inf) and `dormancy` (per layer, last minibatch); with
         `config.update_statistics`, also `update_grad_cosine` and `update_param_ratio`
         averaged over the update's optimizer steps (`lorl_agents.update_statistics`),
-        and for an optimizer with learned noise (`noise_weights`, e.g. OPEN)
-        `noise_param_ratio` (`lorl_agents.noise_statistics`).
+        for an optimizer with learned noise (`noise_weights`, e.g. OPEN)
+        `noise_param_ratio` (`lorl_agents.noise_statistics`), and for a
+        [`lorl_agents.MomentumProbe`][] `update_momentum_cosine_<beta>`.
         """
         cfg = self.config
         data = batch
@@ -443,6 +444,7 @@ class PPO(AbstractAgent):
                 after = eqx.filter(network, eqx.is_inexact_array)
                 updates = jax.tree.map(jnp.subtract, after, before)
                 aux.update(update_statistics(grads, updates, before))
+                aux.update(momentum_statistics(optimizer, opt_state, updates))
             aux["grad_norm"] = grad_norm
             # The metric is the update's last minibatch's; `last` is a constant of the scan
             # (not batched under vmap), so the other minibatches skip it.

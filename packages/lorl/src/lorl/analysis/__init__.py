@@ -1,4 +1,5 @@
-"""The Optim4RL gradient analyses (Lan et al., Sections 4.1-4.2, 5.2, 6.2, Appendix E).
+"""The Optim4RL gradient analyses (Lan et al., Sections 4.1-4.2, 5.2, 6.2, Appendix E) and
+OPEN's behaviour analyses (Goldie et al., Appendix F).
 
 - Gradient collection with bounded memory from any training run:
   [`lorl.analysis.GradientCollector`][] wraps an optimizer and keeps a uniform
@@ -15,12 +16,16 @@
   ([`lorl.analysis.gradient_snr`][]), finite-difference checks of it
   ([`lorl.analysis.directional_derivatives`][]) and saturation of a learned optimizer's GRU
   gates ([`lorl.analysis.gru_saturation`][]).
+- OPEN's behaviour analyses (OPEN Appendix F) over a PPO run:
+  [`lorl.analysis.behaviour_curves`][] (update-gradient and update-momentum cosines,
+  update size, learned-noise weight, dormancy per layer).
 - The identity-function experiment (Figure 2): [`lorl.analysis.train_identity`][],
   [`lorl.analysis.sign_log_features`][], [`lorl.analysis.identity_accuracy`][].
 
 See `docs/lorl/analyses.md`.
 """
 
+from ._behaviour import behaviour_curves as behaviour_curves
 from ._collect import (
     CollectorState as CollectorState,
     GradientCollector as GradientCollector,

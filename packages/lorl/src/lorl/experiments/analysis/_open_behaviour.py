@@ -1,8 +1,9 @@
 """`analysis/open-behaviour` (OPEN Appendix F): what a learned optimizer does over a
 training run, beside Adam: dormancy per layer, the cosine between each update and the
-negative gradient, the update's size relative to the parameters and the weight of the
-learned noise, all recorded per PPO update inside the jitted run (bounded memory: a few
-scalars per update)."""
+negative gradient and the negative gradient momentum at OPEN's six timescales, the
+update's size relative to the parameters and the weight of the learned noise, all
+recorded per PPO update inside the jitted run (bounded memory: a few scalars per update;
+the momenta are kept by `lorl_agents.MomentumProbe`)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,8 @@ from ...runs import ConfigError, RunDir
 from .._registry import Experiment, register
 from ..open import _common as oc
 
-METRICS = ("update_grad_cosine", "update_param_ratio")
-#: The learned noise's weight relative to the actor's parameters (OPEN Appendix F.4).
-NOISE = "noise_param_ratio"
+MOMENTUM_PREFIX = "update_momentum_cosine_"  # lorl_agents.MomentumProbe's metrics
+NOISE = "noise_param_ratio"  # lorl_agents.noise_statistics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,41 +71,10 @@ def _validate(cfg: BehaviourConfig) -> None:
         resolve_optimizer(name, spec, agent)
 
 
-def _train(
-    optimizer: Any, env_name: str, agent: Any, seeds: list[int], max_points: int
-) -> dict[str, Any]:
-    import jax
-    import jax.numpy as jnp
-
-    import lorl_agents as la
-
-    from ...evaluation._envs import env_spec, make
-
-    env, params = make(env_spec(env_name))
-    ppo = la.PPO(dataclasses.replace(agent, update_statistics=True))
-
-    def one(seed: Any) -> dict[str, Any]:
-        r = ppo.train(env, params, optimizer, key=jax.random.key(seed))
-        out = {m: r.metrics[m] for m in METRICS}
-        if NOISE in r.metrics:  # optimizers with learned noise (OPEN)
-            out[NOISE] = r.metrics[NOISE]
-        out["dormancy"] = r.metrics["dormancy"]  # (updates, layers)
-        out["return"] = r.metrics["last_return"]
-        out["final"] = r.final_return
-        return out
-
-    with jax.numpy_dtype_promotion("standard"):
-        out = jax.jit(jax.vmap(one))(jnp.asarray(seeds, jnp.uint32))
-    n = agent.n_updates
-    keep = np.unique(np.r_[np.arange(0, n, max(1, n // max_points)), n - 1])
-    record = {k: np.asarray(v)[:, keep].tolist() for k, v in out.items() if k != "final"}
-    record["final_returns"] = np.asarray(out["final"]).tolist()
-    record["steps"] = ((keep + 1) * agent.batch_size).tolist()
-    return record
-
-
 def _run(cfg: BehaviourConfig, run_dir: RunDir) -> dict[str, Any]:
+    from ...analysis import behaviour_curves
     from ...evaluation import agent_config_for, resolve_optimizer
+    from ...evaluation._envs import env_spec, make
 
     _validate(cfg)
     agent = cfg.agent.config(oc.base_agent(cfg.env))
@@ -116,7 +85,9 @@ def _run(cfg: BehaviourConfig, run_dir: RunDir) -> dict[str, Any]:
         opt, _ = resolve_optimizer(name, spec, agent)
         runs[name] = run_dir.stage(
             oc.stage_name("behaviour", cfg.env, name),
-            lambda opt=opt: _train(opt, cfg.env, agent, seeds, cfg.max_points),
+            lambda opt=opt: behaviour_curves(
+                opt, *make(env_spec(cfg.env)), agent, seeds, cfg.max_points
+            ),
         )
     return {"env": cfg.env, "runs": runs, "agent": dataclasses.asdict(agent)}
 
@@ -163,8 +134,28 @@ def _report(run_dir: RunDir) -> str:
             f"{ratio[0]:.2e} → {ratio[-1]:.2e} | {noise} |"
         )
     out.append("")
+    betas = sorted(
+        {k.removeprefix(MOMENTUM_PREFIX) for r in runs.values() for k in r
+         if k.startswith(MOMENTUM_PREFIX)},
+        key=float,
+    )  # fmt: skip
+    if betas:
+        out += [
+            "Cosine between the update and the negative momentum "
+            "`m <- beta m + (1 - beta) g` at OPEN's input timescales (Figure 11), mean over "
+            "the run and seeds (first → last):",
+            "",
+            "| optimizer | gradient | " + " | ".join(f"beta = {b}" for b in betas) + " |",
+            "|---|" + "---|" * (len(betas) + 1),
+        ]
+        for name, r in runs.items():
+            cells = [_mean_first_last(r["update_grad_cosine"])]
+            cells += [_mean_first_last(r.get(MOMENTUM_PREFIX + b)) for b in betas]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        out.append("")
     panels = [("update_grad_cosine", None, "cosine(update, -gradient)"),
               ("update_param_ratio", None, "|update| / |parameters|")]  # fmt: skip
+    panels += [(MOMENTUM_PREFIX + b, None, f"cosine(update, -momentum), beta = {b}") for b in betas]
     if any(NOISE in r for r in runs.values()):
         panels.append((NOISE, None, "|noise weight| / |actor parameters|"))
     n_layers = np.asarray(next(iter(runs.values()))["dormancy"]).shape[-1]
@@ -178,11 +169,19 @@ def _report(run_dir: RunDir) -> str:
         except Exception as e:  # a plot must not cost the report
             out += [f"({label}: plot failed: {type(e).__name__}: {e})", ""]
     out += [
-        "Not yet measured: the learned noise's weight against problem size in Deep Sea "
-        "(Figure 14); the alignment with OPEN's momentum features.",
+        "Not measured here: the learned noise's weight against problem size in Deep Sea "
+        "(Figure 14; see `open/deep-sea`).",
         "",
     ]
     return "\n".join(out)
+
+
+def _mean_first_last(values: Any) -> str:
+    """`mean (first → last)` of per-update values `(seeds, points)` (`–` if absent)."""
+    if values is None:
+        return "–"
+    curve = np.mean(np.asarray(values, np.float64), axis=0)
+    return f"{np.mean(curve):.3f} ({curve[0]:.3f} → {curve[-1]:.3f})"
 
 
 BEHAVIOUR = register(

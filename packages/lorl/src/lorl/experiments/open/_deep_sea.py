@@ -38,6 +38,9 @@ class DeepSeaConfig:
     - `train_sizes`: Deep Sea sizes of meta-training (Section 7.2: 4..26).
     - `eval_sizes`: evaluation sizes (beyond 26: out of support; the figure's sizes
       are not given in the text).
+    - `noise_sizes`: sizes at which the weight of the learned noise is recorded over
+      training, for the optimizers with learned stochasticity (OPEN Appendix F.5,
+      Figure 14: 10, 20, 30, 40, 50; `lorl.analysis.behaviour_curves`).
     - `seed`; `es` (48 generations, Appendix I.2; Table 7's MinAtar column for the rest:
       the paper gives no Deep Sea column); `agent` (the paper gives no Deep Sea PPO
       settings: Table 3's MinAtar column); `evaluation` (Figure 6: 128 seeds).
@@ -46,6 +49,7 @@ class DeepSeaConfig:
     learned: tuple[str, ...] = ("separated", "separated_no_stochasticity")
     train_sizes: tuple[int, ...] = tuple(range(4, 27))  # OPEN Section 7.2
     eval_sizes: tuple[int, ...] = (*range(4, 27, 2), 30, 34, 38, 42)  # our choice
+    noise_sizes: tuple[int, ...] = (10, 20, 30, 40, 50)  # OPEN Appendix F.5, Figure 14
     seed: int = 0
     es: oc.ESSettings = dataclasses.field(
         default_factory=lambda: oc.ESSettings(n_generations=48)  # OPEN Appendix I.2
@@ -60,6 +64,7 @@ def _deep_cpu() -> DeepSeaConfig:
     return DeepSeaConfig(
         train_sizes=(4, 6),
         eval_sizes=(4, 10),
+        noise_sizes=(4, 10),
         es=oc.cpu_es(3, 4),
         # 4 envs x 16 steps x 16 updates = 1,024 steps per run.
         agent=oc.AgentSettings(
@@ -73,8 +78,11 @@ def _deep_validate(cfg: DeepSeaConfig) -> None:
     oc.check_learned(
         cfg.learned, ("separated", "separated_no_stochasticity", "open", "no_stochasticity")
     )
-    for name, sizes in (("train_sizes", cfg.train_sizes), ("eval_sizes", cfg.eval_sizes)):
-        if not sizes or any(s < 1 for s in sizes):
+    for name, sizes in (
+        ("train_sizes", cfg.train_sizes), ("eval_sizes", cfg.eval_sizes),
+        ("noise_sizes", cfg.noise_sizes),
+    ):  # fmt: skip
+        if (not sizes and name != "noise_sizes") or any(s < 1 for s in sizes):
             raise ConfigError(f"{name} must be positive Deep Sea sizes, got {sizes}")
     oc.check_common(cfg.es, "minatar", cfg.evaluation)
     for kind in cfg.learned:
@@ -110,12 +118,31 @@ def _deep_run(cfg: DeepSeaConfig, run_dir: RunDir) -> dict[str, Any]:
                 f"eval-size{s}-{kind}",
                 lambda opt=opt, s=s: oc.train_seeds(opt, *_deep_env(s), agent, seeds),
             )
+    noise: dict[str, Any] = {}
+    for kind in cfg.learned:
+        if kind.endswith("no_stochasticity"):
+            continue
+        opt = oc.load_trained(run_dir, f"es-{kind}", oc.make_learned(kind))
+        for s in cfg.noise_sizes:
+            noise.setdefault(kind, {})[str(s)] = run_dir.stage(
+                f"noise-size{s}-{kind}", lambda opt=opt, s=s: _noise_curve(opt, s, agent, seeds)
+            )
     return {
         "es": es,
         "evaluation": evaluation,
+        "noise": noise,
         "train_sizes": list(cfg.train_sizes),
         "agent": agent,
     }
+
+
+def _noise_curve(opt: Any, size: int, agent: Any, seeds: list[int]) -> dict[str, Any]:
+    """The learned noise's weight `|delta_actor| / |params_actor|` per update on every
+    seed (OPEN Appendix F.5), with the runs' final returns."""
+    from ...analysis import behaviour_curves
+
+    r = behaviour_curves(opt, *_deep_env(size), agent, list(seeds), max_points=100)
+    return {k: r[k] for k in ("noise_param_ratio", "steps", "final_returns")}
 
 
 def _deep_report(run_dir: RunDir) -> str:
@@ -166,7 +193,42 @@ def _deep_report(run_dir: RunDir) -> str:
         img = oc.curves_plot(per, run_dir.plots_dir / f"curves-size{s}.png", f"Deep Sea {s}")
         if img:
             out += [img, ""]
+    out += _noise_section(run_dir, res.get("noise") or {})
     return "\n".join(out)
+
+
+def _noise_section(run_dir: RunDir, noise: dict[str, Any]) -> list[str]:
+    """OPEN Figure 14: the learned noise's weight over training, one curve per size."""
+    from ... import plots
+
+    if not noise:
+        return []
+    out = [
+        "## The learned noise against size (OPEN Appendix F.5, Figure 14)",
+        "",
+        "`|delta_actor| / |params_actor|` per update (global norms; the paper averages "
+        "`|delta_i / p_i|`), mean over seeds. Paper: the weight falls over training and "
+        "is larger in larger environments.",
+        "",
+        "| optimizer | size | first update | last update | mean over training |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, per in noise.items():
+        curves = {}
+        for s, r in per.items():
+            x = np.asarray(r["noise_param_ratio"], np.float64)
+            mean = np.mean(x, axis=0)
+            out.append(f"| {kind} | {s} | {mean[0]:.3g} | {mean[-1]:.3g} | {np.mean(mean):.3g} |")
+            curves[f"size {s}"] = (np.asarray(r["steps"], np.float64), x)
+        path = run_dir.plots_dir / f"noise-{kind}.png"
+        try:
+            plots.return_curves(
+                curves, path, title=f"learned noise, {kind}", ylabel="|delta| / |params|"
+            )
+            out += ["", f"![noise, {kind}](plots/{path.name})"]
+        except Exception as e:  # a plot must not cost the report
+            out += ["", f"(noise plot failed: {type(e).__name__}: {e})"]
+    return [*out, ""]
 
 
 DEEP_SEA = register(
