@@ -62,19 +62,33 @@ def check_settings(settings: tuple[str, ...], make_agent_config: Callable[..., A
             raise ConfigError(f"deploy_settings: {text}: {e}") from None
 
 
-def check_grid(meta_lrs, reset_intervals, inner_updates, deploy_lrs, settings) -> None:
-    if not (meta_lrs and reset_intervals and inner_updates):
-        raise ValueError("meta_lrs, reset_intervals and inner_updates must be non-empty")
-    if any(not lr > 0 for lr in (*meta_lrs, *deploy_lrs)):
-        raise ValueError("learning rates must be > 0")
-    if any(m < 1 for m in (*reset_intervals, *inner_updates)):
-        raise ValueError("reset_intervals and inner_updates must be >= 1")
-    for text in settings:
-        parse_setting(text)
+class SensitivityGrid:
+    """What every sensitivity config shares (its fields `meta_lrs`, `reset_intervals`,
+    `inner_updates`, `deploy_lrs`, `deploy_settings`): their checks and the grid."""
+
+    meta_lrs: tuple[float, ...]
+    reset_intervals: tuple[int, ...]
+    inner_updates: tuple[int, ...]
+    deploy_lrs: tuple[float, ...]
+    deploy_settings: tuple[str, ...]
+
+    def __post_init__(self):
+        if not (self.meta_lrs and self.reset_intervals and self.inner_updates):
+            raise ValueError("meta_lrs, reset_intervals and inner_updates must be non-empty")
+        if any(not lr > 0 for lr in (*self.meta_lrs, *self.deploy_lrs)):
+            raise ValueError("learning rates must be > 0")
+        if any(m < 1 for m in (*self.reset_intervals, *self.inner_updates)):
+            raise ValueError("reset_intervals and inner_updates must be >= 1")
+        for text in self.deploy_settings:
+            parse_setting(text)
+
+    def cells(self) -> list[tuple[float, int, int]]:
+        """`(meta_lr, m, M)` of every grid cell."""
+        return list(itertools.product(self.meta_lrs, self.reset_intervals, self.inner_updates))
 
 
 @dataclasses.dataclass(frozen=True)
-class SensitivityConfig:
+class SensitivityConfig(SensitivityGrid):
     """The sensitivity grid on a gridworld (A2C).
 
     **Fields:**
@@ -101,21 +115,6 @@ class SensitivityConfig:
     inner_updates: tuple[int, ...] = (4,)  # Optim4RL Appendix C: M = 4
     deploy_lrs: tuple[float, ...] = (3e-3, 3e-2)  # ours: 0.3x and 3x the training rate
     deploy_settings: tuple[str, ...] = PAPER_A2C_SETTINGS
-
-    def __post_init__(self):
-        check_grid(*grid_fields(self))
-
-    def cells(self) -> list[tuple[float, int, int]]:
-        """`(meta_lr, m, M)` of every grid cell."""
-        return grid_cells(self)
-
-
-def grid_fields(c: Any) -> tuple[Any, ...]:
-    return c.meta_lrs, c.reset_intervals, c.inner_updates, c.deploy_lrs, c.deploy_settings
-
-
-def grid_cells(c: Any) -> list[tuple[float, int, int]]:
-    return list(itertools.product(c.meta_lrs, c.reset_intervals, c.inner_updates))
 
 
 def cell_name(meta_lr: float, m: int, big_m: int) -> str:

@@ -23,10 +23,8 @@ from ..optim4rl._brax import (
 )
 from ._sensitivity import (
     PAPER_META_LRS,
-    check_grid,
+    SensitivityGrid,
     check_settings,
-    grid_cells,
-    grid_fields,
     run_grid,
     sensitivity_report,
 )
@@ -36,7 +34,7 @@ PAPER_ANT_RESET_INTERVALS = (512, 1024)
 
 
 @dataclasses.dataclass(frozen=True)
-class AntSensitivityConfig:
+class AntSensitivityConfig(SensitivityGrid):
     """The sensitivity grid in a Brax task (PPO), Optim4RL's Ant meta-training per cell.
 
     **Fields:**
@@ -63,13 +61,6 @@ class AntSensitivityConfig:
         "gae_lambda=0.9", "gae_lambda=0.99", "gamma=0.95", "gamma=0.995",
     )  # fmt: skip
     activation: Activation = "swish"  # Optim4RL reference code: Brax PPO default (swish)
-
-    def __post_init__(self):
-        check_grid(*grid_fields(self))
-
-    def cells(self) -> list[tuple[float, int, int]]:
-        """`(meta_lr, m, M)` of every grid cell."""
-        return grid_cells(self)
 
 
 def _validate_ant(cfg: AntSensitivityConfig) -> None:
