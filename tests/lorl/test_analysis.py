@@ -267,3 +267,27 @@ def test_analysis_configs_validate_before_compute():
     assert validate is not None
     with pytest.raises(runs.ConfigError, match="seq_len"):
         validate(runs.apply_overrides(e.config("cpu"), ["seq_len=100000"]))
+
+
+def test_identity_on_supervised_gradients_end_to_end(tmp_path):
+    """Figure 9: the identity test on the digits network's gradient traces."""
+    e = ex.get_experiment("analysis/identity")
+    cfg = runs.apply_overrides(
+        e.config("cpu"),
+        ["data=supervised", "sl_epochs=2", "sl_batch_size=256", "seeds=1", "n_traced=8",
+         "epochs=3", "learning_rates=1e-3", "a2c.n_stages=2", "a2c.per_stage=50"],
+    )  # fmt: skip
+    assert e.validate is not None
+    e.validate(cfg)
+    run = runs.RunDir.create(tmp_path, experiment=e.name, scale="cpu", config=cfg)
+    results = e.run(cfg, run)
+    run.write_results(results)
+    md = e.report(run)
+    assert results["data_shape"] == [2 * (1797 // 256), 8]  # optimizer steps x traced
+    assert results["paper"]["sign_log"] == 0.80 and results["data"] == "supervised"
+    assert not (run.path / "gradients" / "a2c.npz").exists()  # no RL run was needed
+    assert "Figure 9" in md and "| ~80% |" in md
+    with pytest.raises(runs.ConfigError, match="supervised run's steps"):
+        e.validate(runs.apply_overrides(cfg, ["seq_len=100"]))
+    with pytest.raises(runs.ConfigError, match="allowed values|data"):
+        e.validate(runs.apply_overrides(cfg, ["data=mnist"]))

@@ -1,11 +1,12 @@
 """`analysis/identity`: Optim4RL Sections 4.2 and 5.2, Figure 2 (an LSTM reproducing
-agent-gradients from raw or sign/log inputs, and the non-iid random control).
+agent-gradients from raw or sign/log inputs, and the non-iid random control), and with
+`data=supervised` Figure 9 (the same on a supervised network's gradients).
 
 Catalogue module: registers its experiment on import.
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -18,10 +19,13 @@ from ._gradients import (
     json_dumps,
     load_sample,
     rel,
+    save_sample,
     validate_a2c,
 )
 
-PAPER_IDENTITY = {"raw": 0.75, "sign_log": 0.90, "control": 1.0}
+PAPER_IDENTITY = {"raw": 0.75, "sign_log": 0.90, "control": 1.0}  # Optim4RL Figure 2
+#: Optim4RL Appendix E, Figure 9 (MNIST): "about 30%" raw, "around 80%" processed.
+PAPER_IDENTITY_SUPERVISED = {"raw": 0.30, "sign_log": 0.80, "control": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +38,12 @@ class IdentityConfig:
       code keeps every 100th parameter of the network: ~600 of ~60,000 here).
     - `epochs`: 1,000 (Appendix C.2). `seq_len`: 5 (public code).
     - `learning_rates`: Adam's; the best is reported (Appendix C.2: {3e-3, 1e-3, 3e-4, 1e-4}).
+    - `data`: `rl` (the A2C run's agent-gradients, Figure 2) or `supervised` (a CNN's
+      gradients on scikit-learn's digits, Figure 9, where the paper uses MNIST, which
+      cannot be downloaded here; `lorl.analysis.collect_supervised_gradients`).
+    - `sl_epochs`, `sl_batch_size`, `sl_learning_rate`: the supervised run (RMSProp;
+      batch 128 and 3e-4 as the Optim4RL public code's configs/collect_mnist.json; digits
+      has 1,797 images, so 100 epochs give 1,400 steps where MNIST's 10 give 4,680).
     """
 
     seeds: int = 10  # Optim4RL Figure 2: 10 runs
@@ -42,6 +52,10 @@ class IdentityConfig:
     epochs: int = 1000  # Optim4RL Appendix C.2
     seq_len: int = 5  # Optim4RL public code, configs/bdl_identity.json
     learning_rates: tuple[float, ...] = (3e-3, 1e-3, 3e-4, 1e-4)  # Optim4RL Appendix C.2
+    data: Literal["rl", "supervised"] = "rl"
+    sl_epochs: int = 100  # ours: digits is 33x smaller than MNIST (see above)
+    sl_batch_size: int = 128  # Optim4RL public code, configs/collect_mnist.json
+    sl_learning_rate: float = 3e-4  # Optim4RL public code, configs/collect_mnist.json
 
 
 def _validate_identity(c: IdentityConfig) -> None:
@@ -50,8 +64,16 @@ def _validate_identity(c: IdentityConfig) -> None:
     n_updates = validate_a2c(c.a2c)
     if c.seeds < 1 or c.epochs < 1 or c.n_traced < 1 or not c.learning_rates:
         raise ConfigError("seeds, epochs, n_traced must be >= 1 and learning_rates non-empty")
-    if not 1 <= c.seq_len <= n_updates:
+    if c.data not in ("rl", "supervised"):
+        raise ConfigError(f"data must be 'rl' or 'supervised', got {c.data!r}")
+    if c.data == "rl" and not 1 <= c.seq_len <= n_updates:
         raise ConfigError(f"seq_len must lie in [1, {n_updates}] (the A2C run's updates)")
+    if c.data == "supervised":
+        steps = c.sl_epochs * (1797 // max(c.sl_batch_size, 1))
+        if c.sl_epochs < 1 or not 1 <= c.sl_batch_size <= 1797 or not c.sl_learning_rate > 0:
+            raise ConfigError("sl_epochs >= 1, sl_batch_size in [1, 1797] (digits), lr > 0")
+        if not 1 <= c.seq_len <= steps:
+            raise ConfigError(f"seq_len must lie in [1, {steps}] (the supervised run's steps)")
 
 
 def _identity_cpu() -> IdentityConfig:
@@ -69,11 +91,16 @@ def _run_identity(c: IdentityConfig, run_dir: RunDir) -> dict[str, Any]:
 
     from ...analysis import random_control_data, train_identity
 
-    sample = collect_a2c(run_dir, "a2c", c.a2c, c.n_traced, 0)
+    if c.data == "supervised":
+        sample = _collect_digits(run_dir, c)
+        paper = PAPER_IDENTITY_SUPERVISED
+    else:
+        sample = collect_a2c(run_dir, "a2c", c.a2c, c.n_traced, 0)
+        paper = PAPER_IDENTITY
     traces = np.asarray(sample.traces, np.float32)
     control = np.asarray(random_control_data(*traces.shape, key=jax.random.key(7)))
     data = {"raw": (traces, "raw"), "sign_log": (traces, "sign_log"), "control": (control, "raw")}
-    out: dict[str, Any] = {"paper": PAPER_IDENTITY, "data_shape": list(traces.shape)}
+    out: dict[str, Any] = {"paper": paper, "data_shape": list(traces.shape), "data": c.data}
     for cond, (d, inputs) in data.items():
 
         def compute(d=d, inputs=inputs):
@@ -121,6 +148,26 @@ def _run_identity(c: IdentityConfig, run_dir: RunDir) -> dict[str, Any]:
     return out
 
 
+def _collect_digits(run_dir: RunDir, c: IdentityConfig) -> Any:
+    """The supervised network's gradient traces (or, on resume, the stored ones)."""
+    import jax
+
+    from ...analysis import collect_supervised_gradients
+
+    if not (run_dir.has_result("digits") and (run_dir.path / "gradients" / "digits.npz").is_file()):
+        sample, metrics = collect_supervised_gradients(
+            epochs=c.sl_epochs,
+            batch_size=c.sl_batch_size,
+            learning_rate=c.sl_learning_rate,
+            n_stages=c.a2c.n_stages,
+            per_stage=c.a2c.per_stage,
+            n_traced=c.n_traced,
+            key=jax.random.key(1),
+        )
+        save_sample(run_dir, "digits", sample, metrics)
+    return load_sample(run_dir, "digits")
+
+
 def _report_identity(run_dir: RunDir) -> str:
     from matplotlib.figure import Figure
 
@@ -144,12 +191,14 @@ def _report_identity(run_dir: RunDir) -> str:
     from ...analysis import plot_stage_histograms
 
     data_path = run_dir.plots_dir / "figure2a_data.png"
-    traces = load_sample(run_dir, "a2c").traces
+    supervised = r.get("data") == "supervised"
+    traces = load_sample(run_dir, "digits" if supervised else "a2c").traces
     plot_stage_histograms(
         {"all traced agent-gradients": traces.ravel()}, str(data_path), title="identity data"
     )
+    figure = "Appendix E, Figure 9: digits" if supervised else "Sections 4.2, 5.2, Figure 2"
     lines = [
-        "# Identity-function experiment (Optim4RL Sections 4.2, 5.2, Figure 2)",
+        f"# Identity-function experiment (Optim4RL {figure})",
         "",
         f"Config: `{json_dumps(run_dir.config_dict)}`",
         "",
@@ -167,7 +216,7 @@ def _report_identity(run_dir: RunDir) -> str:
             f"| {label} | {fmt(x['final_accuracy_mean'])} ± {fmt(x['final_accuracy_se'], 2)} | "
             f"{fmt(x['final_accuracy_nonzero_mean'])} | {fmt(x['best_epoch_accuracy_mean'])} | "
             f"{fmt(x['nonzero_fraction'])} | "
-            f"{fmt(x['best_learning_rate'])} | ~{r['paper'][cond]:.0%} |"
+            f"{fmt(x['best_learning_rate'])} | {_paper_cell(r['paper'][cond])} |"
         )
     lines += [
         "",
@@ -177,6 +226,10 @@ def _report_identity(run_dir: RunDir) -> str:
     return "\n".join(lines)
 
 
+def _paper_cell(value: float | None) -> str:
+    return "–" if value is None else f"~{value:.0%}"
+
+
 register(
     Experiment(
         name="analysis/identity",
@@ -184,7 +237,7 @@ register(
             "LSTM(8)+MLP[16,16] reproducing agent-gradients: raw vs sign/log inputs vs "
             "random control"
         ),
-        reproduces="Optim4RL Sections 4.2, 5.2, Figure 2",
+        reproduces="Optim4RL Sections 4.2, 5.2, Figure 2 (data=supervised: Figure 9)",
         scales={"cpu": _identity_cpu, "paper": IdentityConfig},
         run=_run_identity,
         report=_report_identity,
