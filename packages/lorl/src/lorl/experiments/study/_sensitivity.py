@@ -18,7 +18,7 @@ import numpy as np
 
 from ...runs import ConfigError, RunDir
 from .._registry import Experiment, register
-from ..optim4rl._common import INIT_LABEL, Evals, check_units, init_file, optimizer_file
+from ..optim4rl._common import INIT_LABEL, check_units, init_file, optimizer_file
 from ..optim4rl._settings import LPG, EvalConfig, MetaConfig, make_evals, meta_train, validate_lpg
 
 #: Optim4RL Appendix C.3: "the meta learning rate from {3e-5, 1e-4, 3e-4, 1e-3}".
@@ -133,9 +133,10 @@ def run_grid(
     cfg: Any,
     run_dir: RunDir,
     train: Callable[[str, float, int, int], dict[str, Any]],
-    evals: Evals,
+    evals: Callable[..., tuple[str, dict[str, Any]]],
 ) -> dict[str, Any]:
-    """Meta-train every cell (`train(stage, meta_lr, m, M)`), evaluate it, deploy it at
+    """Meta-train every cell (`train(stage, meta_lr, m, M)`), evaluate it (`evals`, e.g. an
+    `optim4rl._common.Evals`: `evals(stage, optimizer, env, label, **overrides)`), deploy it at
     `cfg.deploy_lrs` and under `cfg.deploy_settings`; the untrained initialisation (the
     same for every cell) is evaluated under every one of these as the control."""
     from ...evaluation import load_optimizer

@@ -21,6 +21,7 @@ from ..optim4rl._brax import (
     meta_train_brax,
     validate_brax_common,
 )
+from ..optim4rl._common import check_units
 from ._sensitivity import (
     PAPER_META_LRS,
     SensitivityGrid,
@@ -69,9 +70,11 @@ def _validate_ant(cfg: AntSensitivityConfig) -> None:
     if cfg.meta.optimizer_path is not None:
         raise ConfigError("meta.optimizer_path makes no sense here: every cell is meta-trained")
     check_settings(cfg.deploy_settings, la.PPOConfig.brax_ant)
-    for m in cfg.reset_intervals:  # the last check of each: Brax installed
-        meta = dataclasses.replace(cfg.meta, reset_interval=m)
-        validate_brax_common((cfg.env,), meta, cfg.eval)
+    for m in cfg.reset_intervals:
+        check_units(cfg.meta.units, m, cfg.meta.pipeline)
+    # the rest, and last of all: Brax installed
+    meta = dataclasses.replace(cfg.meta, reset_interval=max(cfg.reset_intervals))
+    validate_brax_common((cfg.env,), meta, cfg.eval)
 
 
 def _run_ant(cfg: AntSensitivityConfig, run_dir: RunDir) -> dict[str, Any]:
