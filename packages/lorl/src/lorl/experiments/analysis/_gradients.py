@@ -106,6 +106,37 @@ def collect_a2c(run_dir: RunDir, name: str, c: A2CCollect, n_traced: int, seed: 
     return load_sample(run_dir, name)
 
 
+def collect_digits(
+    run_dir: RunDir,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    n_stages: int,
+    per_stage: int,
+    n_traced: int,
+    seed: int,
+) -> Any:
+    """Collect (or, on resume, load) the digits CNN's gradients (the supervised reference,
+    `lorl.analysis.collect_supervised_gradients`) as the run's `digits` sample."""
+    import jax
+
+    from ...analysis import collect_supervised_gradients
+
+    if not (run_dir.has_result("digits") and (run_dir.path / "gradients" / "digits.npz").is_file()):
+        sample, metrics = collect_supervised_gradients(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            n_stages=n_stages,
+            per_stage=per_stage,
+            n_traced=n_traced,
+            key=jax.random.key(seed),
+        )
+        save_sample(run_dir, "digits", sample, metrics)
+    return load_sample(run_dir, "digits")
+
+
 def stage_summary(sample: Any) -> dict[str, Any]:
     from ...analysis import log10_magnitude
 

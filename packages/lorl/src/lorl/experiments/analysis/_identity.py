@@ -15,11 +15,11 @@ from .._registry import Experiment, register
 from ._gradients import (
     A2CCollect,
     collect_a2c,
+    collect_digits,
     fmt,
     json_dumps,
     load_sample,
     rel,
-    save_sample,
     validate_a2c,
 )
 
@@ -92,7 +92,11 @@ def _run_identity(c: IdentityConfig, run_dir: RunDir) -> dict[str, Any]:
     from ...analysis import random_control_data, train_identity
 
     if c.data == "supervised":
-        sample = _collect_digits(run_dir, c)
+        sample = collect_digits(
+            run_dir, epochs=c.sl_epochs, batch_size=c.sl_batch_size,
+            learning_rate=c.sl_learning_rate, n_stages=c.a2c.n_stages,
+            per_stage=c.a2c.per_stage, n_traced=c.n_traced, seed=1,
+        )  # fmt: skip
         paper = PAPER_IDENTITY_SUPERVISED
     else:
         sample = collect_a2c(run_dir, "a2c", c.a2c, c.n_traced, 0)
@@ -146,26 +150,6 @@ def _run_identity(c: IdentityConfig, run_dir: RunDir) -> dict[str, Any]:
             "curve_nonzero_mean": np.mean([r["accuracy_nonzero"] for r in best], axis=0).tolist(),
         }
     return out
-
-
-def _collect_digits(run_dir: RunDir, c: IdentityConfig) -> Any:
-    """The supervised network's gradient traces (or, on resume, the stored ones)."""
-    import jax
-
-    from ...analysis import collect_supervised_gradients
-
-    if not (run_dir.has_result("digits") and (run_dir.path / "gradients" / "digits.npz").is_file()):
-        sample, metrics = collect_supervised_gradients(
-            epochs=c.sl_epochs,
-            batch_size=c.sl_batch_size,
-            learning_rate=c.sl_learning_rate,
-            n_stages=c.a2c.n_stages,
-            per_stage=c.a2c.per_stage,
-            n_traced=c.n_traced,
-            key=jax.random.key(1),
-        )
-        save_sample(run_dir, "digits", sample, metrics)
-    return load_sample(run_dir, "digits")
 
 
 def _report_identity(run_dir: RunDir) -> str:

@@ -15,11 +15,11 @@ from .._registry import Experiment, register
 from ._gradients import (
     A2CCollect,
     collect_a2c,
+    collect_digits,
     fmt,
     json_dumps,
     load_sample,
     rel,
-    save_sample,
     validate_a2c,
 )
 
@@ -62,22 +62,15 @@ def _wasserstein_cpu() -> WassersteinConfig:
 
 
 def _run_wasserstein(c: WassersteinConfig, run_dir: RunDir) -> dict[str, Any]:
-    import jax
 
-    from ...analysis import collect_supervised_gradients, wasserstein_to_whole
+    from ...analysis import wasserstein_to_whole
 
     rl = collect_a2c(run_dir, "a2c", c.a2c, 0, c.seed)
-    if not (run_dir.has_result("digits") and (run_dir.path / "gradients" / "digits.npz").is_file()):
-        sample, metrics = collect_supervised_gradients(
-            epochs=c.sl_epochs,
-            batch_size=c.sl_batch_size,
-            learning_rate=c.sl_learning_rate,
-            n_stages=c.a2c.n_stages,
-            per_stage=c.a2c.per_stage,
-            key=jax.random.key(c.seed + 1),
-        )
-        save_sample(run_dir, "digits", sample, metrics)
-    sl = load_sample(run_dir, "digits")
+    sl = collect_digits(
+        run_dir, epochs=c.sl_epochs, batch_size=c.sl_batch_size,
+        learning_rate=c.sl_learning_rate, n_stages=c.a2c.n_stages,
+        per_stage=c.a2c.per_stage, n_traced=0, seed=c.seed + 1,
+    )  # fmt: skip
     sl_metrics = run_dir.load_result("digits")
     return {
         "raw": {
